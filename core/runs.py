@@ -1,0 +1,512 @@
+"""Run storage: one folder per training run, every file written atomically.
+
+A run folder holds ``status.json`` (state machine + display name) and whatever the
+pipeline stores next to it (config.json, scheme.json, metrics.json, predictions.csv, the
+model). Every write goes through a temp file + ``os.replace`` so a crash or a full disk
+never leaves a half-written file behind: readers see either the old or the new content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import json
+import os
+import re
+import shutil
+import socket
+import tempfile
+import threading
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.errors import ConfigError, RunNotFoundError
+
+RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
+FINISHED_STATES = ("succeeded", "failed", "cancelled", "interrupted")
+ACTIVE_STATES = ("queued", "running")
+
+RUNS_DIR_ENV = "TICKETTUNE_RUNS_DIR"
+STATUS_FILE = "status.json"
+INTERRUPTED_REASON = (
+    "The app stopped while this run was in progress. Start it again from the Train page."
+)
+UNREADABLE_REASON = "unreadable run folder"
+
+_SLUG_MAX = 40
+_RUN_ID_RE = re.compile(r"^\d{8}-\d{6}-[a-z0-9](?:[a-z0-9-]{0,60}[a-z0-9])?$")
+_STATUS_LOCK = threading.RLock()
+_MISSING: Any = object()
+_LIVE_RUNS: set[Path] = set()
+
+
+def default_runs_dir() -> Path:
+    """``$TICKETTUNE_RUNS_DIR`` if set, else ``<repo root>/runs``."""
+    env = os.environ.get(RUNS_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parent.parent / "runs"
+
+
+def utc_now_iso() -> str:
+    """Current UTC time as ISO 8601 with milliseconds (sortable, parseable)."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that readers never see a partial file.
+
+    The folder must exist: a writer must not silently re-create a deleted run folder.
+    """
+    target = Path(path)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_dir(target.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Persist the rename itself (best effort; not supported on every platform)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def json_default(obj: Any) -> Any:
+    """``json.dumps`` fallback for numpy scalars/arrays, paths, timestamps and sets."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, (dt.datetime, dt.date, pd.Timestamp)):
+        return obj.isoformat()
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj, key=str)
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def to_json_text(obj: Any) -> str:
+    return json.dumps(obj, indent=2, ensure_ascii=False, default=json_default) + "\n"
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Serialise first (so a bad object never touches the disk), then write atomically."""
+    atomic_write_text(path, to_json_text(obj))
+
+
+# ------------------------------------------------------------------------------- run ids
+
+
+def slugify(name: str | None) -> str:
+    """Lowercase ascii letters/digits/dashes, at most 40 characters, ``"run"`` if empty."""
+    text = unicodedata.normalize("NFKD", name or "").encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    slug = slug[:_SLUG_MAX].rstrip("-")
+    return slug or "run"
+
+
+def validate_run_id(run_id: str) -> str:
+    """Return ``run_id`` if it is a well-formed id; RunNotFoundError otherwise.
+
+    Only the strict pattern is accepted, so an id can never point outside the runs root.
+    """
+    if not isinstance(run_id, str) or not _RUN_ID_RE.fullmatch(run_id):
+        raise RunNotFoundError(f"{run_id!r} is not a valid run id.")
+    return run_id
+
+
+def _timestamp_from_id(run_id: str) -> str | None:
+    try:
+        stamp = dt.datetime.strptime(run_id[:15], "%Y%m%d-%H%M%S")
+    except ValueError:
+        return None
+    return stamp.replace(tzinfo=dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _relative_file(name: str) -> PurePosixPath:
+    """A file name inside a run folder: relative, no ``..``, may contain sub-folders."""
+    rel = PurePosixPath(str(name).replace("\\", "/"))
+    if not rel.parts or rel.is_absolute() or any(p in ("", ".", "..") for p in rel.parts):
+        raise ValueError(f"{name!r} is not a valid file name inside a run folder.")
+    return rel
+
+
+# ----------------------------------------------------------------------------- summaries
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One line of the runs table: status plus the headline numbers, if any."""
+
+    run_id: str
+    name: str
+    state: str
+    created_at: str | None
+    finished_at: str | None
+    path: Path
+    method: str | None = None
+    model: str | None = None
+    label_column: str | None = None
+    accuracy: float | None = None
+    macro_f1: float | None = None
+    baseline_macro_f1: float | None = None
+    quick_macro_f1: float | None = None
+    reason: str | None = None
+
+
+def _metric(metrics: dict, part: str, key: str) -> float | None:
+    section = metrics.get(part)
+    value = section.get(key) if isinstance(section, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _dict_or_empty(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+# ----------------------------------------------------------------------------------- run
+
+
+class Run:
+    """A handle on one run folder. Cheap to create; every read goes to disk."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.id = self.path.name
+
+    def __repr__(self) -> str:
+        return f"Run({self.id!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Run) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    @property
+    def model_dir(self) -> Path:
+        return self.path / "model"
+
+    def file(self, name: str) -> Path:
+        """Path of a file inside this run (validated: cannot escape the folder)."""
+        return self.path.joinpath(*_relative_file(name).parts)
+
+    def _target(self, name: str) -> Path:
+        """Where to write ``name``: sub-folders are created, the run folder itself is not."""
+        target = self.file(name)
+        if not self.path.is_dir():
+            raise RunNotFoundError(f"Run {self.id} no longer exists (was it deleted?).")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def exists(self, name: str) -> bool:
+        return self.file(name).is_file()
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        atomic_write_bytes(self._target(name), data)
+
+    def write_text(self, name: str, text: str) -> None:
+        atomic_write_text(self._target(name), text)
+
+    def write_json(self, name: str, obj: Any) -> None:
+        atomic_write_json(self._target(name), obj)
+
+    def read_text(self, name: str, default: str | None = None) -> str | None:
+        try:
+            return self.file(name).read_text(encoding="utf-8")
+        except (FileNotFoundError, NotADirectoryError):
+            return default
+
+    def read_json(self, name: str, default: Any = _MISSING) -> Any:
+        """Parsed JSON; ``default`` if the file is missing or unreadable.
+
+        Without a default, a missing or broken file raises RunNotFoundError with a clear message.
+        """
+        try:
+            text = self.file(name).read_text(encoding="utf-8")
+            return json.loads(text)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            if default is not _MISSING:
+                return default
+            if isinstance(exc, FileNotFoundError):
+                raise RunNotFoundError(f"Run {self.id} has no {name}.") from exc
+            raise RunNotFoundError(f"{name} in run {self.id} cannot be read ({exc}).") from exc
+
+    def write_frame(self, name: str, df: pd.DataFrame) -> None:
+        """CSV, utf-8, no index, written atomically."""
+        buffer = io.StringIO()
+        df.to_csv(buffer, index=False)
+        self.write_text(name, buffer.getvalue())
+
+    def read_frame(self, name: str, **read_csv_kwargs: Any) -> pd.DataFrame | None:
+        """The CSV as a DataFrame, or None if it does not exist.
+
+        Only empty cells count as missing, so texts such as "NA" or "None" survive a
+        round trip. Extra keyword arguments go to ``pd.read_csv`` (e.g. ``dtype``).
+        """
+        path = self.file(name)
+        if not path.is_file():
+            return None
+        options: dict[str, Any] = {"keep_default_na": False, "na_values": [""]}
+        options.update(read_csv_kwargs)
+        return pd.read_csv(path, encoding="utf-8", **options)
+
+    def status(self) -> dict:
+        """Contents of status.json (RunNotFoundError if missing or unreadable)."""
+        status = self.read_json(STATUS_FILE)
+        if not isinstance(status, dict):
+            raise RunNotFoundError(f"status.json in run {self.id} is not a JSON object.")
+        return status
+
+    def set_status(self, state: str, **fields: Any) -> dict:
+        """Merge ``fields`` into status.json and move to ``state``.
+
+        ``started_at`` is stamped when the run starts running, ``finished_at`` when it
+        reaches a finished state. Returns the new status.
+        """
+        if state not in RUN_STATES:
+            raise ValueError(f"Unknown run state {state!r}; expected one of {RUN_STATES}.")
+        with _STATUS_LOCK:
+            status = self.read_json(STATUS_FILE, default={})
+            status = dict(status) if isinstance(status, dict) else {}
+            now = utc_now_iso()
+            if state == "running" and status.get("state") != "running":
+                status["started_at"] = now
+            if state in FINISHED_STATES:
+                status["finished_at"] = now
+            else:
+                status["finished_at"] = None
+                status.update(_owner())
+            status.update(fields)
+            status["state"] = state
+            self.write_json(STATUS_FILE, status)
+            return status
+
+    def summary(self) -> RunSummary:
+        """Status plus config/scheme/metrics headlines; never raises for a broken folder."""
+        try:
+            status = self.status()
+        except RunNotFoundError:
+            return self._unreadable_summary()
+        config = _dict_or_empty(self.read_json("config.json", default={}))
+        scheme = _dict_or_empty(self.read_json("scheme.json", default={}))
+        metrics = _dict_or_empty(self.read_json("metrics.json", default={}))
+        state = status.get("state")
+        return RunSummary(
+            run_id=self.id,
+            name=str(status.get("name") or self.id),
+            state=state if state in RUN_STATES else "failed",
+            created_at=status.get("created_at") or _timestamp_from_id(self.id),
+            finished_at=status.get("finished_at"),
+            path=self.path,
+            method=config.get("method"),
+            model=config.get("model"),
+            label_column=scheme.get("label_column"),
+            accuracy=_metric(metrics, "model", "accuracy"),
+            macro_f1=_metric(metrics, "model", "macro_f1"),
+            baseline_macro_f1=_metric(metrics, "baseline", "macro_f1"),
+            quick_macro_f1=_metric(metrics, "quick", "macro_f1"),
+            reason=status.get("reason"),
+        )
+
+    def _unreadable_summary(self) -> RunSummary:
+        return RunSummary(
+            run_id=self.id,
+            name=self.id,
+            state="failed",
+            created_at=_timestamp_from_id(self.id),
+            finished_at=None,
+            path=self.path,
+            reason=UNREADABLE_REASON,
+        )
+
+
+# ----------------------------------------------------------------------------- the store
+
+
+class RunStore:
+    """All runs under one root folder."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root) if root is not None else default_runs_dir()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.root)!r})"
+
+    def create(self, name: str | None = None, **status_fields: Any) -> Run:
+        """New run folder with status.json in state "queued"; ``name`` is the display name."""
+        display = (name or "").strip() or "Untitled run"
+        now = dt.datetime.now(dt.timezone.utc)
+        base = f"{now:%Y%m%d-%H%M%S}-{slugify(name)}"
+        path = self._reserve_folder(base)
+        run = Run(path)
+        status = {
+            "state": "queued",
+            "name": display,
+            "created_at": now.isoformat(timespec="microseconds"),
+            "started_at": None,
+            "finished_at": None,
+            "reason": None,
+            **_owner(),
+        }
+        status.update(status_fields)
+        status["state"] = "queued"
+        run.write_json(STATUS_FILE, status)
+        return run
+
+    def _reserve_folder(self, base: str) -> Path:
+        """Create a fresh folder; ``mkdir`` is the atomic "is this id free" check."""
+        suffix = 1
+        while True:
+            run_id = base if suffix == 1 else f"{base}-{suffix}"
+            path = self.root / run_id
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                suffix += 1
+
+    def path_for(self, run_id: str) -> Path:
+        return self.root / validate_run_id(run_id)
+
+    def get(self, run_id: str) -> Run:
+        path = self.path_for(run_id)
+        if not path.is_dir():
+            raise RunNotFoundError(
+                f"Run {run_id} does not exist in {self.root}. It may have been deleted."
+            )
+        return Run(path)
+
+    def exists(self, run_id: str) -> bool:
+        try:
+            return self.path_for(run_id).is_dir()
+        except RunNotFoundError:
+            return False
+
+    def runs(self) -> list[Run]:
+        """Every run folder (valid id, is a directory), unordered."""
+        try:
+            entries = list(self.root.iterdir())
+        except FileNotFoundError:
+            return []
+        return [Run(p) for p in entries if _RUN_ID_RE.fullmatch(p.name) and p.is_dir()]
+
+    def list(self) -> list[RunSummary]:
+        """All runs, newest first. Broken folders show as failed "unreadable run folder"."""
+        summaries = [run.summary() for run in self.runs()]
+        summaries.sort(key=lambda s: (s.created_at or "", s.run_id), reverse=True)
+        return summaries
+
+    def latest(self, state: str | None = "succeeded") -> RunSummary | None:
+        """Newest run in ``state`` (any state if None)."""
+        for summary in self.list():
+            if state is None or summary.state == state:
+                return summary
+        return None
+
+    def rename(self, run_id: str, name: str) -> None:
+        """Change the display name only; the id and folder stay."""
+        display = (name or "").strip()
+        if not display:
+            raise ConfigError("A run name cannot be empty.")
+        run = self.get(run_id)
+        with _STATUS_LOCK:
+            status = run.status()
+            status["name"] = display
+            run.write_json(STATUS_FILE, status)
+
+    def delete(self, run_id: str) -> None:
+        """Remove the run folder.
+
+        The folder is first renamed to a hidden name, so a half-finished delete never shows
+        up in the listing as a broken run.
+        """
+        run = self.get(run_id)
+        trash = self.root / f".deleting-{run.id}-{os.getpid()}-{threading.get_ident()}"
+        os.replace(run.path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def recover_interrupted(self) -> list[str]:
+        """Mark runs left queued/running by a process that died as "interrupted".
+
+        Runs still owned by a live job in this process, or by another live process on this
+        machine (e.g. the CLI next to the app), are left alone.
+        """
+        recovered = []
+        for run in self.runs():
+            try:
+                status = run.status()
+            except RunNotFoundError:
+                continue
+            if status.get("state") in ACTIVE_STATES and not _owner_alive(run, status):
+                run.set_status("interrupted", reason=INTERRUPTED_REASON)
+                recovered.append(run.id)
+        return sorted(recovered)
+
+
+# ----------------------------------------------------------------------- run ownership
+
+
+def _owner() -> dict[str, Any]:
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def mark_live(run: Run, live: bool = True) -> None:
+    """Register (or release) a run as being worked on by this process right now."""
+    with _STATUS_LOCK:
+        if live:
+            _LIVE_RUNS.add(run.path.resolve())
+        else:
+            _LIVE_RUNS.discard(run.path.resolve())
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _owner_alive(run: Run, status: dict) -> bool:
+    """Whether an active run still has a live owner (this process's jobs or another process)."""
+    pid, host = status.get("pid"), status.get("host")
+    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid() or host != socket.gethostname():
+        with _STATUS_LOCK:
+            return run.path.resolve() in _LIVE_RUNS
+    return _pid_alive(pid)

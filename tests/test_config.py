@@ -1,0 +1,56 @@
+"""TrainConfig validates every setting once and round-trips through JSON."""
+
+import json
+
+import pytest
+
+from core.config import METHOD_DESCRIPTIONS, METHODS, TrainConfig
+from core.errors import ConfigError
+
+
+def test_defaults_are_valid_and_full_fine_tuning():
+    """Pressing Train without touching anything gives full fine-tuning with its own rate."""
+    config = TrainConfig()
+    assert config.method == "full"
+    assert config.effective_learning_rate == pytest.approx(5e-5)
+    assert set(METHOD_DESCRIPTIONS) == set(METHODS)
+
+
+def test_round_trip_through_json():
+    config = TrainConfig(method="lora", epochs=1.5, time_budget_minutes=3, class_weighting=True)
+    restored = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert restored == config
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("method", "magic", "method 'magic' is unknown"),
+        ("epochs", 0, "epochs must be between"),
+        ("learning_rate", 5.0, "learning rate"),
+        ("batch_size", 0, "batch size"),
+        ("time_budget_minutes", -1, "time budget"),
+        ("max_length", 4, "maximum length"),
+        ("precision", "fp8", "precision"),
+        ("validation_fraction", 0.7, "validation fraction"),
+    ],
+)
+def test_bad_values_are_named_in_the_message(field, value, words):
+    with pytest.raises(ConfigError, match=words):
+        TrainConfig(**{field: value})
+
+
+def test_all_problems_reported_at_once():
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(epochs=-1, batch_size=0)
+    assert "epochs" in str(info.value) and "batch size" in str(info.value)
+
+
+def test_unknown_saved_setting_is_rejected():
+    with pytest.raises(ConfigError, match="Unknown training settings: colour"):
+        TrainConfig.from_dict({"colour": "blue"})
+
+
+def test_config_is_frozen():
+    with pytest.raises(AttributeError):
+        TrainConfig().epochs = 9  # type: ignore[misc]

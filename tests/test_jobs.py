@@ -1,0 +1,361 @@
+"""JobManager with real threads and fake train functions; explain_failure wording."""
+
+from __future__ import annotations
+
+import errno
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core import runs as runs_module
+from core.errors import DataError, JobCancelledError
+from core.jobs import (
+    CANCELLED_REASON,
+    DISK_FULL_REASON,
+    MEMORY_REASON,
+    JobManager,
+    JobSnapshot,
+    explain_failure,
+)
+from core.progress import ProgressCallback, ProgressEvent
+from core.runs import INTERRUPTED_REASON, Run, RunStore
+
+TIMEOUT = 5.0
+
+
+class FakeTrainer:
+    """A train function driven by the request dict; records which runs it started."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.gates: dict[str, threading.Event] = {}
+        self.running = threading.Event()
+        self.gate_reached = threading.Event()
+
+    def gate(self, key: str) -> threading.Event:
+        return self.gates.setdefault(key, threading.Event())
+
+    def __call__(
+        self, run: Run, request: Any, progress: ProgressCallback, cancel: threading.Event
+    ) -> dict:
+        self.started.append(run.id)
+        self.running.set()
+        kind = request["kind"]
+        if kind == "ok":
+            return self._train(progress)
+        if kind == "fail":
+            raise ValueError("boom in step 3")
+        if kind == "poll":
+            return self._poll(progress, cancel, raise_on_cancel=request.get("raise", False))
+        if kind == "gate":
+            progress(ProgressEvent("training", step=3, total_steps=10, epoch=0.3))
+            progress(ProgressEvent("saving", message="Saving the model."))
+            self.gate_reached.set()
+            while not self.gate(request["gate"]).wait(0.01):
+                if cancel.is_set():
+                    raise JobCancelledError()
+            return {"gate": request["gate"]}
+        if kind == "disk_full":
+            return self._fill_disk(run)
+        raise AssertionError(kind)
+
+    @staticmethod
+    def _train(progress: ProgressCallback) -> dict:
+        progress(ProgressEvent("preparing", message="Preparing tickets"))
+        for step in range(1, 5):
+            progress(
+                ProgressEvent("training", step=step, total_steps=4, epoch=step / 4, loss=1 / step)
+            )
+        progress(
+            ProgressEvent(
+                "evaluating", "Validation done", 4, 4, 1.0, eval_metrics={"macro_f1": 0.8}
+            )
+        )
+        return {"macro_f1": 0.8}
+
+    @staticmethod
+    def _poll(progress: ProgressCallback, cancel: threading.Event, raise_on_cancel: bool) -> dict:
+        for step in range(10_000):
+            if cancel.is_set():
+                if raise_on_cancel:
+                    raise JobCancelledError()
+                return {"stopped_at": step}
+            progress(ProgressEvent("training", step=step, total_steps=10_000, loss=0.5))
+            time.sleep(0.005)
+        return {}
+
+    @staticmethod
+    def _fill_disk(run: Run) -> dict:
+        run.write_json("metrics.json", {"model": {"macro_f1": 0.1}})
+        real_fsync = runs_module.os.fsync
+
+        def full(fd: int) -> None:
+            runs_module.os.fsync = real_fsync
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        runs_module.os.fsync = full
+        try:
+            run.write_json("metrics.json", {"model": {"macro_f1": 0.9}})
+        finally:
+            runs_module.os.fsync = real_fsync
+        return {}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RunStore:
+    return RunStore(tmp_path / "runs")
+
+
+@pytest.fixture
+def trainer() -> FakeTrainer:
+    return FakeTrainer()
+
+
+@pytest.fixture
+def manager(store: RunStore, trainer: FakeTrainer) -> Iterator[JobManager]:
+    jm = JobManager(store, trainer)
+    yield jm
+    for gate in trainer.gates.values():
+        gate.set()
+    jm.shutdown(wait=True)
+
+
+def _finished(jm: JobManager, run_id: str) -> JobSnapshot:
+    snap = jm.wait(run_id, timeout=TIMEOUT)
+    assert snap.finished, snap
+    return snap
+
+
+def test_success_records_progress_result_and_history(manager: JobManager, store: RunStore) -> None:
+    """A successful job keeps loss/eval history, events and result, in memory and on disk."""
+    run_id = manager.submit({"kind": "ok"}, name="First model", status_fields={"method": "full"})
+    snap = _finished(manager, run_id)
+
+    assert snap.state == "succeeded" and snap.reason is None
+    assert snap.name == "First model"
+    assert snap.loss_history == ((1, 1.0), (2, 0.5), (3, 1 / 3), (4, 0.25))
+    assert snap.eval_history == ((4, {"macro_f1": 0.8}),)
+    messages = [m for _, m in snap.events]
+    assert "Preparing tickets" in messages and "Validation done" in messages
+    assert snap.fraction == 1.0 and snap.result == {"macro_f1": 0.8}
+    assert snap.elapsed_seconds >= 0 and snap.queue_position is None
+
+    run = store.get(run_id)
+    status = run.status()
+    assert status["state"] == "succeeded" and status["result"] == {"macro_f1": 0.8}
+    assert status["method"] == "full" and status["started_at"] and status["finished_at"]
+    history = run.read_json("history.json")
+    assert history["loss"][0] == [1, 1.0] and history["eval"] == [[4, {"macro_f1": 0.8}]]
+    assert [m for _, m in history["events"]] == messages
+    assert manager.jobs()[0].run_id == run_id and manager.active() is None
+
+
+def test_failure_is_explained_logged_and_next_job_runs(
+    manager: JobManager, store: RunStore
+) -> None:
+    """A crashing job is "failed" with a plain reason and error.txt; the next job still runs."""
+    bad = manager.submit({"kind": "fail"}, name="bad")
+    good = manager.submit({"kind": "ok"}, name="good")
+
+    failed = _finished(manager, bad)
+    assert failed.state == "failed"
+    assert "ValueError: boom in step 3" in failed.reason and "error.txt" in failed.reason
+    traceback_text = store.get(bad).read_text("error.txt")
+    assert "Traceback" in traceback_text and "boom in step 3" in traceback_text
+    assert store.get(bad).status()["reason"] == failed.reason
+    assert store.get(bad).read_json("history.json")["events"]
+
+    assert _finished(manager, good).state == "succeeded"
+    assert [s.run_id for s in manager.jobs()] == [good, bad]
+
+
+def test_cancel_running_job_that_polls(manager: JobManager, trainer: FakeTrainer) -> None:
+    """Cancelling a running job sets its Event; it ends "cancelled" within a second."""
+    run_id = manager.submit({"kind": "poll"})
+    assert trainer.running.wait(TIMEOUT)
+    assert manager.snapshot(run_id).state == "running"
+
+    started = time.monotonic()
+    assert manager.cancel(run_id) is True
+    snap = manager.wait(run_id, timeout=1.0)
+    assert time.monotonic() - started < 1.0
+    assert snap.state == "cancelled" and snap.reason == CANCELLED_REASON
+    assert manager.store.get(run_id).status()["state"] == "cancelled"
+    assert manager.cancel(run_id) is False
+
+
+def test_cancel_via_job_cancelled_error(manager: JobManager, trainer: FakeTrainer) -> None:
+    """A train function may also raise JobCancelledError when it sees the Event."""
+    run_id = manager.submit({"kind": "poll", "raise": True})
+    assert trainer.running.wait(TIMEOUT)
+    manager.cancel(run_id)
+    snap = _finished(manager, run_id)
+    assert snap.state == "cancelled" and snap.reason == CANCELLED_REASON
+
+
+def test_fifo_queue_single_worker_and_queued_cancel(
+    manager: JobManager, trainer: FakeTrainer, store: RunStore
+) -> None:
+    """One job at a time, FIFO; queued jobs report their position; a cancelled one never runs."""
+    first = manager.submit({"kind": "gate", "gate": "a"}, name="first")
+    second = manager.submit({"kind": "gate", "gate": "b"}, name="second")
+    third = manager.submit({"kind": "ok"}, name="third")
+    assert trainer.gate_reached.wait(TIMEOUT)
+
+    active = manager.active()
+    assert active.run_id == first and active.stage == "saving"
+    assert (active.step, active.total_steps, active.fraction) == (3, 10, 0.3)
+    assert manager.snapshot(second).state == "queued"
+    assert manager.snapshot(second).queue_position == 1
+    assert manager.snapshot(third).queue_position == 2
+    assert not store.get(first).exists("history.json")
+
+    assert manager.cancel(second) is True
+    cancelled = manager.snapshot(second)
+    assert cancelled.state == "cancelled" and cancelled.finished
+    assert store.get(second).status()["state"] == "cancelled"
+    assert manager.snapshot(third).queue_position == 1
+
+    trainer.gate("a").set()
+    assert _finished(manager, first).state == "succeeded"
+    assert _finished(manager, third).state == "succeeded"
+    assert trainer.started == [first, third]
+    assert manager.snapshot(second).state == "cancelled"
+
+
+def test_snapshot_of_run_from_earlier_process(store: RunStore, trainer: FakeTrainer) -> None:
+    """A new manager on the same folder rebuilds finished runs and recovers interrupted ones."""
+    old = JobManager(store, trainer)
+    done = old.submit({"kind": "ok"}, name="old run")
+    _finished(old, done)
+    old.shutdown()
+    orphan = store.create("left running")
+    orphan.set_status("running")
+
+    new = JobManager(store, trainer)
+    try:
+        assert new.recovered == [orphan.id]
+        snap = new.snapshot(done)
+        assert snap.state == "succeeded" and snap.name == "old run"
+        assert snap.loss_history[-1] == (4, 0.25)
+        assert snap.eval_history == ((4, {"macro_f1": 0.8}),)
+        assert snap.result == {"macro_f1": 0.8} and snap.fraction == 1.0
+        lost = new.snapshot(orphan.id)
+        assert lost.state == "interrupted" and lost.reason == INTERRUPTED_REASON
+        assert new.jobs() == [] and new.cancel(done) is False
+        assert new.wait(done, timeout=0.1).state == "succeeded"
+    finally:
+        new.shutdown()
+
+
+def test_second_manager_does_not_interrupt_live_job(
+    manager: JobManager, trainer: FakeTrainer, store: RunStore
+) -> None:
+    """Another manager on the same folder (e.g. the CLI) leaves a job that is running alone."""
+    run_id = manager.submit({"kind": "gate", "gate": "a"})
+    assert trainer.running.wait(TIMEOUT)
+    other = JobManager(store, trainer)
+    other.shutdown()
+    assert other.recovered == []
+    assert store.get(run_id).status()["state"] == "running"
+    trainer.gate("a").set()
+    assert _finished(manager, run_id).state == "succeeded"
+
+
+def test_full_disk_during_job(manager: JobManager, store: RunStore) -> None:
+    """ENOSPC inside a job: disk-full reason, the earlier metrics.json intact, no temp files."""
+    run_id = manager.submit({"kind": "disk_full"})
+    snap = _finished(manager, run_id)
+    assert snap.state == "failed" and snap.reason == DISK_FULL_REASON
+    run = store.get(run_id)
+    assert run.read_json("metrics.json") == {"model": {"macro_f1": 0.1}}
+    assert not [p for p in run.path.iterdir() if p.name.endswith(".tmp")]
+    assert store.list()[0].state == "failed"
+
+
+def test_shutdown_cancels_queue_and_rejects_new_jobs(store: RunStore, trainer: FakeTrainer) -> None:
+    """shutdown() stops the running job, cancels the queue and refuses new submissions."""
+    jm = JobManager(store, trainer)
+    running = jm.submit({"kind": "poll"})
+    queued = jm.submit({"kind": "ok"})
+    assert trainer.running.wait(TIMEOUT)
+    jm.shutdown(wait=True)
+    assert jm.snapshot(running).state == "cancelled"
+    assert jm.snapshot(queued).state == "cancelled"
+    assert trainer.started == [running]
+    with pytest.raises(RuntimeError):
+        jm.submit({"kind": "ok"})
+
+
+EXIT_SCRIPT = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from core.jobs import JobManager
+from core.runs import RunStore
+
+def train(run, request, progress, cancel):
+    while not cancel.wait(0.01):
+        pass
+    return {}
+
+manager = JobManager(RunStore(sys.argv[2]), train)
+print(manager.submit(None, name="left running"), flush=True)
+time.sleep(0.2)
+"""
+
+
+def test_interpreter_exit_stops_running_job(tmp_path: Path) -> None:
+    """When the app process exits, the running job is cancelled instead of blocking exit."""
+    script = tmp_path / "exit_probe.py"
+    script.write_text(textwrap.dedent(EXIT_SCRIPT), encoding="utf-8")
+    repo = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, str(script), str(repo), str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    status = RunStore(tmp_path / "runs").get(done.stdout.strip()).status()
+    assert status["state"] == "cancelled"
+    assert status["reason"] == "Cancelled because the app was shutting down."
+
+
+class OutOfMemoryError(RuntimeError):
+    """Stand-in for torch.cuda.OutOfMemoryError (matched by class name)."""
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (MemoryError(), MEMORY_REASON),
+        (OutOfMemoryError("CUDA error"), MEMORY_REASON),
+        (RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"), MEMORY_REASON),
+        (OSError(errno.ENOSPC, "No space left on device"), DISK_FULL_REASON),
+        (DataError("The label column is empty."), "The label column is empty."),
+    ],
+)
+def test_explain_failure_known_causes(exc: BaseException, expected: str) -> None:
+    """Memory, full disk and our own errors map to fixed plain-language messages."""
+    assert explain_failure(exc) == expected
+
+
+def test_explain_failure_generic_and_chained() -> None:
+    """Unknown errors name type and message; a wrapped ENOSPC is still a full disk."""
+    generic = explain_failure(KeyError("weights"))
+    assert generic.startswith("Training stopped because of an unexpected error (KeyError:")
+    assert generic.endswith("The details are saved in error.txt in the run folder.")
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "disk")
+        except OSError as inner:
+            raise RuntimeError("saving checkpoint failed") from inner
+    except RuntimeError as outer:
+        assert explain_failure(outer) == DISK_FULL_REASON

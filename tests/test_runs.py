@@ -1,0 +1,318 @@
+"""Run storage: atomic writes, run ids, listing, rename/delete, crash recovery."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import runs as runs_module
+from core.errors import ConfigError, RunNotFoundError
+from core.runs import (
+    FINISHED_STATES,
+    INTERRUPTED_REASON,
+    RUN_STATES,
+    Run,
+    RunStore,
+    atomic_write_json,
+    atomic_write_text,
+    default_runs_dir,
+    mark_live,
+    slugify,
+    validate_run_id,
+)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RunStore:
+    return RunStore(tmp_path / "runs")
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+# ------------------------------------------------------------------------ atomic writes
+
+
+def test_atomic_write_json_handles_numpy_and_replaces(tmp_path: Path) -> None:
+    """JSON with numpy scalars/arrays is written, and a second write replaces the first."""
+    target = tmp_path / "a.json"
+    atomic_write_json(target, {"x": np.int64(3), "y": np.float32(0.5), "z": np.arange(2)})
+    atomic_write_json(target, {"x": np.int64(4), "ok": np.bool_(True)})
+    assert json.loads(target.read_text(encoding="utf-8")) == {"x": 4, "ok": True}
+    assert _leftovers(tmp_path) == []
+
+
+def test_crash_in_replace_keeps_old_file_and_no_temp(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the process dies at os.replace, the old file is intact and no temp file remains."""
+    run = store.create("Crash test")
+    run.write_json("metrics.json", {"model": {"macro_f1": 0.5}})
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("simulated kill")
+
+    monkeypatch.setattr(runs_module.os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run.write_json("metrics.json", {"model": {"macro_f1": 0.9}})
+    monkeypatch.undo()
+
+    assert run.read_json("metrics.json") == {"model": {"macro_f1": 0.5}}
+    assert _leftovers(run.path) == []
+    assert [s.macro_f1 for s in store.list()] == [0.5]
+
+
+def test_full_disk_mid_write_keeps_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC during the data write propagates, the old content survives, temp is removed."""
+    target = tmp_path / "notes.txt"
+    atomic_write_text(target, "old content")
+    real_fsync = os.fsync
+
+    def full_disk(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runs_module.os, "fsync", full_disk)
+    with pytest.raises(OSError) as info:
+        atomic_write_text(target, "new content that never fits")
+    monkeypatch.setattr(runs_module.os, "fsync", real_fsync)
+
+    assert info.value.errno == errno.ENOSPC
+    assert target.read_text(encoding="utf-8") == "old content"
+    assert _leftovers(tmp_path) == []
+
+
+def test_unserialisable_json_never_touches_disk(tmp_path: Path) -> None:
+    """A TypeError from json happens before any file is opened: nothing is changed."""
+    target = tmp_path / "x.json"
+    atomic_write_json(target, {"a": 1})
+    with pytest.raises(TypeError):
+        atomic_write_json(target, {"a": object()})
+    assert json.loads(target.read_text(encoding="utf-8")) == {"a": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json"]
+
+
+# ------------------------------------------------------------------------------ run ids
+
+
+def test_default_runs_dir_env_and_repo_root(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The env var wins; otherwise runs/ sits next to the core package."""
+    monkeypatch.setenv("TICKETTUNE_RUNS_DIR", str(tmp_path / "elsewhere"))
+    assert default_runs_dir() == tmp_path / "elsewhere"
+    monkeypatch.delenv("TICKETTUNE_RUNS_DIR")
+    assert default_runs_dir() == Path(runs_module.__file__).resolve().parent.parent / "runs"
+
+
+def test_slugify_rules() -> None:
+    """Slugs are lowercase ascii/digits/dashes, at most 40 chars, "run" when empty."""
+    assert slugify("Billing vs. Access — Ünïcode!") == "billing-vs-access-unicode"
+    assert slugify(None) == slugify("") == slugify("!!!") == "run"
+    assert len(slugify("x" * 100)) == 40
+    assert slugify("../../etc/passwd") == "etc-passwd"
+
+
+def test_run_ids_are_unique_and_valid(store: RunStore) -> None:
+    """Same name in the same second gets -2, -3 suffixes; every id passes validation."""
+    ids = [store.create("Same name").id for _ in range(3)]
+    assert len(set(ids)) == 3
+    for run_id in ids:
+        assert validate_run_id(run_id) == run_id
+        assert "same-name" in run_id
+    assert any(i.endswith("-2") for i in ids) or len({i[:15] for i in ids}) > 1
+
+
+@pytest.mark.parametrize(
+    "bad", ["../etc", "a/b", "..", "", "20260101-120000-run/../../x", "20260101-120000-Run", "x"]
+)
+def test_path_traversal_rejected(store: RunStore, bad: str) -> None:
+    """Ids with separators, "..", or not matching the pattern never reach the filesystem."""
+    with pytest.raises(RunNotFoundError):
+        validate_run_id(bad)
+    with pytest.raises(RunNotFoundError):
+        store.get(bad)
+    with pytest.raises(RunNotFoundError):
+        store.delete(bad)
+
+
+def test_file_names_cannot_escape_run(store: RunStore) -> None:
+    """write_*/read_* reject absolute paths and "..", but allow sub-folders."""
+    run = store.create("files")
+    for bad in ("../status.json", "/etc/passwd", "a/../../b"):
+        with pytest.raises(ValueError):
+            run.write_text(bad, "x")
+    run.write_text("model/labels.txt", "a\nb")
+    assert (run.model_dir / "labels.txt").read_text(encoding="utf-8") == "a\nb"
+
+
+def test_get_unknown_run_has_clear_message(store: RunStore) -> None:
+    """A well-formed but missing id raises RunNotFoundError naming the id."""
+    with pytest.raises(RunNotFoundError, match="20200101-000000-missing"):
+        store.get("20200101-000000-missing")
+
+
+# ------------------------------------------------------------------------- run files
+
+
+def test_status_lifecycle_stamps_times(store: RunStore) -> None:
+    """create -> queued; running stamps started_at; a finished state stamps finished_at."""
+    run = store.create("Life", method="quick")
+    status = run.status()
+    assert status["state"] == "queued" and status["name"] == "Life"
+    assert status["method"] == "quick" and status["created_at"]
+    assert run.set_status("running")["started_at"]
+    done = run.set_status("succeeded", reason=None, result={"macro_f1": 0.8})
+    assert done["finished_at"] and done["started_at"] and done["result"]["macro_f1"] == 0.8
+    assert set(FINISHED_STATES) < set(RUN_STATES)
+    with pytest.raises(ValueError):
+        run.set_status("exploded")
+
+
+def test_read_json_default_and_missing(store: RunStore) -> None:
+    """read_json returns the default for missing/broken files, else a clear error."""
+    run = store.create()
+    assert run.read_json("nope.json", default=None) is None
+    with pytest.raises(RunNotFoundError, match=r"nope\.json"):
+        run.read_json("nope.json")
+    run.write_text("broken.json", "{not json")
+    assert run.read_json("broken.json", default={}) == {}
+    with pytest.raises(RunNotFoundError):
+        run.read_json("broken.json")
+    assert run.read_text("nope.txt") is None
+
+
+def test_frame_round_trip_keeps_na_like_texts(store: RunStore) -> None:
+    """CSV round trip keeps unicode and texts such as "NA"/"None" (not read as missing)."""
+    run = store.create()
+    df = pd.DataFrame({"text": ["NA", "None", "Grüße, «ok»"], "n": [1, 2, 3]})
+    run.write_frame("tickets.csv", df)
+    back = run.read_frame("tickets.csv")
+    assert back["text"].tolist() == ["NA", "None", "Grüße, «ok»"]
+    assert back["n"].tolist() == [1, 2, 3]
+    assert run.read_frame("missing.csv") is None
+
+
+def test_summary_reads_config_scheme_metrics(store: RunStore) -> None:
+    """The summary pulls method/model, label column and the three macro F1 numbers."""
+    run = store.create("Full run")
+    run.write_json("config.json", {"method": "lora", "model": "distilbert"})
+    run.write_json("scheme.json", {"label_column": "Category"})
+    run.write_json(
+        "metrics.json",
+        {"model": {"accuracy": 0.9, "macro_f1": 0.85}, "baseline": {"macro_f1": 0.7}},
+    )
+    s = run.summary()
+    assert (s.method, s.model, s.label_column) == ("lora", "distilbert", "Category")
+    assert (s.accuracy, s.macro_f1, s.baseline_macro_f1, s.quick_macro_f1) == (
+        0.9,
+        0.85,
+        0.7,
+        None,
+    )
+
+
+# ---------------------------------------------------------------------------- listing
+
+
+def test_list_newest_first_and_tolerates_broken_folders(store: RunStore) -> None:
+    """Broken/missing status.json shows as failed "unreadable run folder"; stray files ignored."""
+    first = store.create("first")
+    second = store.create("second")
+    broken = store.create("broken")
+    broken.write_text("status.json", "{truncated")
+    empty = store.root / "20000101-000000-empty"
+    empty.mkdir()
+    (store.root / "notes.txt").write_text("not a run", encoding="utf-8")
+    (store.root / "random-folder").mkdir()
+
+    listing = store.list()
+    by_id = {s.run_id: s for s in listing}
+    assert set(by_id) == {first.id, second.id, broken.id, empty.name}
+    assert by_id[broken.id].state == "failed"
+    assert by_id[broken.id].reason == "unreadable run folder"
+    assert by_id[empty.name].state == "failed"
+    ordered = [s.run_id for s in listing if s.run_id in (first.id, second.id)]
+    assert ordered == [second.id, first.id]
+    assert listing[-1].run_id == empty.name
+
+
+def test_latest_by_state(store: RunStore) -> None:
+    """latest() returns the newest succeeded run by default, or any state with None."""
+    assert store.latest() is None
+    ok = store.create("ok")
+    ok.set_status("succeeded")
+    newer = store.create("newer")
+    assert store.latest().run_id == ok.id
+    assert store.latest(None).run_id == newer.id
+
+
+def test_rename_changes_display_name_only(store: RunStore) -> None:
+    """rename updates status.json "name"; id and folder stay the same."""
+    run = store.create("Old name")
+    store.rename(run.id, "  New name  ")
+    assert store.get(run.id).status()["name"] == "New name"
+    assert run.path.is_dir() and store.list()[0].name == "New name"
+    with pytest.raises(ConfigError):
+        store.rename(run.id, "   ")
+
+
+def test_delete_removes_folder_and_writes_cannot_resurrect(store: RunStore) -> None:
+    """delete removes the folder; a late write to it fails instead of re-creating it."""
+    run = store.create("doomed")
+    run.write_json("metrics.json", {})
+    store.delete(run.id)
+    assert not run.path.exists()
+    assert store.list() == []
+    with pytest.raises(RunNotFoundError):
+        run.write_json("status.json", {"state": "running"})
+    assert not run.path.exists()
+    with pytest.raises(RunNotFoundError):
+        store.delete(run.id)
+
+
+def test_recover_interrupted_marks_active_runs(store: RunStore) -> None:
+    """Runs left queued/running by a dead process become interrupted with a clear reason."""
+    queued = store.create("q")
+    running = store.create("r")
+    running.set_status("running")
+    done = store.create("d")
+    done.set_status("succeeded")
+    broken = store.create("b")
+    broken.write_text("status.json", "")
+
+    assert store.recover_interrupted() == sorted([queued.id, running.id])
+    for run in (queued, running):
+        status = Run(run.path).status()
+        assert status["state"] == "interrupted"
+        assert status["reason"] == INTERRUPTED_REASON
+        assert status["finished_at"]
+    assert done.status()["state"] == "succeeded"
+    assert store.recover_interrupted() == []
+
+
+def test_recover_leaves_runs_of_live_owners_alone(store: RunStore) -> None:
+    """Active runs of a live process or a live job here stay; a dead owner's run is recovered."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    other_live = store.create("other process", pid=os.getppid())
+    gone = store.create("dead process", pid=dead.pid)
+    live_here = store.create("live job here")
+    mark_live(live_here)
+    try:
+        assert store.recover_interrupted() == [gone.id]
+    finally:
+        mark_live(live_here, live=False)
+    assert other_live.status()["state"] == "queued"
+    assert live_here.status()["state"] == "queued"
+    assert store.recover_interrupted() == [live_here.id]
