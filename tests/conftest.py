@@ -48,3 +48,28 @@ def sample_table() -> pd.DataFrame:
     from core.io import read_table
 
     return read_table(SAMPLE_TICKETS)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_model_dir, tmp_path_factory: pytest.TempPathFactory):
+    """A complete run folder: the tiny model fine-tuned through the real pipeline."""
+    import threading
+
+    from core.config import TrainConfig
+    from core.pipeline import TrainingRequest, execute
+    from core.runs import RunStore
+    from core.schema import LabelScheme
+    from tests.helpers import topic_frame
+
+    table = topic_frame(40).drop(columns="row").rename(columns={"text": "ticket", "label": "team"})
+    request = TrainingRequest(
+        table=table,
+        scheme=LabelScheme(text_columns=("ticket",), label_column="team"),
+        config=TrainConfig(model=str(tiny_model_dir), epochs=4, batch_size=16),
+        source_name="topics.csv",
+    )
+    store = RunStore(tmp_path_factory.mktemp("runs"))
+    run = store.create("topics")
+    result = execute(run, request, lambda event: None, threading.Event())
+    run.set_status("succeeded", result=result)
+    return run

@@ -1,0 +1,152 @@
+"""Predictor: load a trained run once, label texts, and say which words drove a decision."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from core.device import Placement, resolve_placement
+from core.errors import RunNotFoundError
+from core.modeling import META_FILE, ModelMeta, TicketClassifier, classify, load_classifier
+
+WORD_PATTERN = re.compile(r"\S+")
+MAX_OCCLUSIONS = 64
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    confidence: float
+    top: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class WordContribution:
+    """How much removing this word lowers the model's confidence in its chosen label."""
+
+    word: str
+    start: int
+    end: int
+    weight: float
+
+
+class Predictor:
+    """A loaded model ready to score tickets. Thread-safe; load once and reuse."""
+
+    def __init__(
+        self, model: TicketClassifier, tokenizer, meta: ModelMeta, placement: Placement
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.meta = meta
+        self.placement = placement
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(
+        cls, run_dir: str | Path, *, device: str = "auto", precision: str = "auto"
+    ) -> Predictor:
+        folder = Path(run_dir)
+        folder = folder / "model" if (folder / "model" / META_FILE).exists() else folder
+        if not (folder / META_FILE).exists():
+            raise RunNotFoundError(
+                f"No trained model in '{run_dir}'. Pick a run that finished successfully."
+            )
+        placement = resolve_placement(device, precision)
+        model, tokenizer, meta = load_classifier(folder, placement.device)
+        return cls(model, tokenizer, meta, placement)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.meta.labels)
+
+    def predict_proba(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int = 128,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
+        texts = [str(t) if t is not None else "" for t in texts]
+        with self._lock:
+            if len(texts) == 1:
+                return self._predict_one(texts[0])
+            return classify(
+                self.model,
+                self.tokenizer,
+                texts,
+                max_length=self.meta.max_length,
+                placement=self.placement,
+                batch_size=batch_size,
+                on_batch=on_batch,
+            )
+
+    def _predict_one(self, text: str) -> np.ndarray:
+        batch = self.tokenizer(
+            [text], truncation=True, max_length=self.meta.max_length, return_tensors="pt"
+        ).to(self.placement.device)
+        with torch.inference_mode(), self.placement.autocast():
+            logits = self.model(**batch)["logits"].float()
+        return torch.softmax(logits, dim=-1).cpu().numpy()
+
+    def predict(self, texts: Sequence[str], *, top_k: int = 3) -> list[Prediction]:
+        probs = self.predict_proba(texts)
+        return [self._to_prediction(row, top_k) for row in probs]
+
+    def _to_prediction(self, row: np.ndarray, top_k: int) -> Prediction:
+        order = np.argsort(-row)[:top_k]
+        top = tuple((self.meta.labels[i], float(row[i])) for i in order)
+        return Prediction(label=top[0][0], confidence=top[0][1], top=top)
+
+    def predict_frame(self, texts: Sequence[str], *, top_k: int = 3, **kwargs) -> pd.DataFrame:
+        """One row per text: predicted_label, confidence and the top-k labels with theirs."""
+        probs = self.predict_proba(texts, **kwargs)
+        order = np.argsort(-probs, axis=1)[:, :top_k]
+        columns: dict[str, list] = {}
+        labels = np.asarray(self.meta.labels, dtype=object)
+        for k in range(order.shape[1]):
+            name = "predicted_label" if k == 0 else f"top{k + 1}_label"
+            conf = "confidence" if k == 0 else f"top{k + 1}_confidence"
+            columns[name] = labels[order[:, k]].tolist()
+            columns[conf] = np.take_along_axis(probs, order[:, k : k + 1], axis=1)[:, 0].tolist()
+        return pd.DataFrame(columns)
+
+    def explain(self, text: str) -> tuple[Prediction, list[WordContribution]]:
+        """Occlusion: drop each word (or group of words, for long texts) and re-score.
+
+        A word's weight is the drop in confidence for the predicted label without it;
+        negative weights are words that argued against the label.
+        """
+        spans = [(m.start(), m.end()) for m in WORD_PATTERN.finditer(text)]
+        base = self.predict_proba([text])[0]
+        prediction = self._to_prediction(base, 3)
+        if not spans:
+            return prediction, []
+        target = self.meta.labels.index(prediction.label)
+        groups = _group_spans(spans, MAX_OCCLUSIONS)
+        variants = [text[: groups[i][0]] + text[groups[i][1] :] for i in range(len(groups))]
+        probs = self.predict_proba(variants) if len(variants) > 1 else self.predict_proba([""])
+        contributions = []
+        for (start, end), row in zip(groups, probs, strict=True):
+            weight = float(base[target] - row[target])
+            for w_start, w_end in spans:
+                if start <= w_start and w_end <= end:
+                    contributions.append(
+                        WordContribution(text[w_start:w_end], w_start, w_end, weight)
+                    )
+        return prediction, contributions
+
+
+def _group_spans(spans: list[tuple[int, int]], limit: int) -> list[tuple[int, int]]:
+    """Merge neighbouring word spans into at most ``limit`` groups."""
+    size = max(1, -(-len(spans) // limit))
+    return [
+        (spans[i][0], spans[min(i + size, len(spans)) - 1][1]) for i in range(0, len(spans), size)
+    ]

@@ -1,0 +1,198 @@
+"""One training run end to end: prepare → report → split → baseline → train → evaluate → save.
+
+``execute`` is the function the job manager runs in its worker thread, and the CLI through it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import torch
+import transformers
+
+from core.baseline import run_baseline
+from core.config import TrainConfig
+from core.errors import DataError
+from core.evaluation import compute_metrics, evaluate
+from core.modeling import load_tokenizer, resolve_model_source, save_classifier
+from core.progress import ProgressCallback, ProgressEvent
+from core.report import build_report
+from core.runs import Run
+from core.schema import LabelScheme
+from core.split import DataSplit, split_data
+from core.training import TrainingOutcome, train
+
+
+@dataclass
+class TrainingRequest:
+    """Everything a run needs: the uploaded table, how to read it, and how to train."""
+
+    table: pd.DataFrame
+    scheme: LabelScheme
+    config: TrainConfig
+    test_table: pd.DataFrame | None = None
+    split_column: str | None = None
+    source_name: str = ""
+    test_source_name: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        """What goes into the run's status so the runs list can show it before it finishes."""
+        return {
+            "method": self.config.method,
+            "model": self.config.model,
+            "label_column": self.scheme.label_column,
+            "source": self.source_name,
+        }
+
+
+def execute(
+    run: Run, request: TrainingRequest, progress: ProgressCallback, cancel: threading.Event
+) -> dict[str, Any]:
+    started = time.monotonic()
+    config = request.config
+    _save_inputs(run, request)
+    split = _prepare_split(run, request, progress)
+
+    progress(ProgressEvent("baseline", message="Training the quick word-count baseline."))
+    baseline = run_baseline(split.train, split.test, seed=config.seed)
+    progress(
+        ProgressEvent(
+            "baseline",
+            message=f"Baseline (TF-IDF) test macro-F1: {baseline.metrics['macro_f1']:.3f}.",
+        )
+    )
+
+    outcome = train(config, split, progress=progress, cancel=cancel)
+    progress(ProgressEvent("saving", message="Saving the model and the test results."))
+    evaluation = evaluate(split.test, outcome.test_probabilities, outcome.meta.labels)
+    evaluation.save(run)
+    _save_model(run, outcome)
+    metrics = _metrics(split, outcome, evaluation.metrics, baseline.metrics)
+    run.write_json("metrics.json", metrics)
+    total = time.monotonic() - started
+    progress(
+        ProgressEvent(
+            "done",
+            message=f"Finished in {total / 60:.1f} min: test macro-F1 "
+            f"{evaluation.metrics['macro_f1']:.3f} (baseline {baseline.metrics['macro_f1']:.3f}).",
+        )
+    )
+    return _result(run, metrics, total)
+
+
+def _save_inputs(run: Run, request: TrainingRequest) -> None:
+    run.write_json("config.json", request.config.to_dict())
+    run.write_json("scheme.json", request.scheme.to_dict())
+    run.write_json(
+        "source.json",
+        {
+            "data": request.source_name,
+            "test_data": request.test_source_name,
+            "split_column": request.split_column,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+        },
+    )
+
+
+def _prepare_split(run: Run, request: TrainingRequest, progress: ProgressCallback) -> DataSplit:
+    progress(ProgressEvent("preparing", message="Checking the tickets and splitting them."))
+    prepared = request.scheme.apply(request.table)
+    test_prepared = None
+    if request.test_table is not None:
+        try:
+            test_scheme = dataclasses.replace(request.scheme, min_count=1)
+            test_prepared = test_scheme.apply(request.test_table)
+        except DataError as exc:
+            raise DataError(f"In the test file: {exc}") from exc
+    config = request.config
+    split = split_data(
+        prepared,
+        validation_fraction=config.validation_fraction,
+        test_fraction=config.test_fraction,
+        seed=config.seed,
+        split_column=request.split_column,
+        source=request.table,
+        test_data=test_prepared,
+    )
+    tokenizer = load_tokenizer(resolve_model_source(config.model))
+    report = build_report(prepared, split=split, tokenizer=tokenizer)
+    run.write_json("report.json", report.to_dict())
+    parts = [frame.assign(split=name) for name, frame in _split_frames(split)]
+    run.write_frame("split.csv", pd.concat(parts, ignore_index=True))
+    sizes = split.sizes()
+    progress(
+        ProgressEvent(
+            "preparing",
+            message=f"{sizes['train']} tickets to learn from, {sizes['validation']} to check "
+            f"progress, {sizes['test']} held back for the final test.",
+        )
+    )
+    return split
+
+
+def _split_frames(split: DataSplit):
+    return (("train", split.train), ("validation", split.validation), ("test", split.test))
+
+
+def _save_model(run: Run, outcome: TrainingOutcome) -> None:
+    """Write into a temporary folder and swap it in, so a crash never leaves half a model."""
+    staging = run.path / "model.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    save_classifier(outcome.model, outcome.tokenizer, outcome.meta, staging)
+    shutil.rmtree(run.model_dir, ignore_errors=True)
+    staging.rename(run.model_dir)
+
+
+def _metrics(
+    split: DataSplit,
+    outcome: TrainingOutcome,
+    model_metrics: dict[str, float],
+    baseline_metrics: dict[str, float],
+) -> dict[str, Any]:
+    labels = outcome.meta.labels
+    quick_pred = [labels[i] for i in outcome.quick_test_probabilities.argmax(axis=1)]
+    quick = compute_metrics(split.test["label"].tolist(), quick_pred, labels)
+    return {
+        "model": model_metrics,
+        "baseline": baseline_metrics,
+        "quick": quick,
+        "training": {
+            "train_seconds": round(outcome.train_seconds, 1),
+            "stop_reason": outcome.stop_reason,
+            "steps": outcome.steps,
+            "best_validation_macro_f1": outcome.best_validation_macro_f1,
+            "best_epoch": outcome.best_epoch,
+            "max_length": outcome.meta.max_length,
+            "device": outcome.placement.describe(),
+            "labels": len(labels),
+            "split_sizes": split.sizes(),
+        },
+    }
+
+
+def _result(run: Run, metrics: dict[str, Any], total_seconds: float) -> dict[str, Any]:
+    model, baseline, quick = metrics["model"], metrics["baseline"], metrics["quick"]
+    return {
+        "run_id": run.id,
+        "run_dir": str(run.path),
+        "accuracy": model["accuracy"],
+        "macro_f1": model["macro_f1"],
+        "weighted_f1": model["weighted_f1"],
+        "n_test": model["n"],
+        "baseline_accuracy": baseline["accuracy"],
+        "baseline_macro_f1": baseline["macro_f1"],
+        "quick_accuracy": quick["accuracy"],
+        "quick_macro_f1": quick["macro_f1"],
+        "train_seconds": metrics["training"]["train_seconds"],
+        "total_seconds": round(total_seconds, 1),
+        "stop_reason": metrics["training"]["stop_reason"],
+    }

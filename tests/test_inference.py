@@ -1,0 +1,72 @@
+"""Predictor: loads a saved run, labels texts in any order and batch size, explains words."""
+
+import numpy as np
+import pytest
+
+from core.errors import RunNotFoundError
+from core.inference import Predictor
+
+
+@pytest.fixture(scope="module")
+def predictor(trained_run) -> Predictor:
+    return Predictor.load(trained_run.path)
+
+
+def test_loads_labels_and_predicts_the_obvious_ticket(predictor):
+    assert predictor.labels == ["billing", "login", "shipping"]
+    [prediction] = predictor.predict(["I cannot log in, password reset link does not work"])
+    assert prediction.label == "login"
+    assert 0 < prediction.confidence <= 1
+    assert prediction.top[0][0] == "login"
+    assert len(prediction.top) == 3
+
+
+def test_batch_equals_single_and_keeps_input_order(predictor):
+    """Length-sorted batching must return rows in the caller's order, same as one by one."""
+    texts = ["Where is my parcel", "invoice " * 30, "password", "My package never arrived ok"]
+    batch = predictor.predict_proba(texts, batch_size=2)
+    single = np.vstack([predictor.predict_proba([t]) for t in texts])
+    np.testing.assert_allclose(batch, single, atol=2e-2)
+    np.testing.assert_allclose(batch.sum(axis=1), 1.0, rtol=1e-4)
+
+
+def test_predict_frame_has_top_three(predictor):
+    frame = predictor.predict_frame(["refund please", "tracking number?"])
+    assert list(frame.columns) == [
+        "predicted_label",
+        "confidence",
+        "top2_label",
+        "top2_confidence",
+        "top3_label",
+        "top3_confidence",
+    ]
+    assert (frame["confidence"] >= frame["top2_confidence"]).all()
+
+
+def test_explain_gives_each_word_a_weight(predictor):
+    text = "My parcel never arrived"
+    prediction, words = predictor.explain(text)
+    assert [w.word for w in words] == ["My", "parcel", "never", "arrived"]
+    assert all(text[w.start : w.end] == w.word for w in words)
+    base = predictor.predict_proba([text])[0][predictor.labels.index(prediction.label)]
+    without = predictor.predict_proba(["My never arrived"])[0][
+        predictor.labels.index(prediction.label)
+    ]
+    assert words[1].weight == pytest.approx(base - without, abs=1e-3)
+
+
+def test_explain_groups_words_of_a_long_ticket(predictor):
+    text = " ".join(f"word{i}" for i in range(300)) + " invoice"
+    _, words = predictor.explain(text)
+    assert len(words) == 301
+    assert len({w.weight for w in words}) <= 64
+
+
+def test_explain_empty_text(predictor):
+    prediction, words = predictor.explain("   ")
+    assert words == [] and prediction.label in predictor.labels
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(RunNotFoundError, match="No trained model"):
+        Predictor.load(tmp_path)

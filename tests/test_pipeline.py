@@ -1,0 +1,131 @@
+"""A run end to end through the job manager: files on disk, failures and cancel."""
+
+import errno
+import json
+
+import pandas as pd
+import pytest
+
+from core.config import TrainConfig
+from core.evaluation import Evaluation
+from core.jobs import JobManager
+from core.pipeline import TrainingRequest, execute
+from core.runs import RunStore
+from core.schema import LabelScheme
+from tests.helpers import topic_frame
+
+RUN_FILES = {
+    "config.json",
+    "scheme.json",
+    "source.json",
+    "report.json",
+    "split.csv",
+    "metrics.json",
+    "evaluation.json",
+    "predictions.csv",
+    "history.json",
+    "status.json",
+}
+
+
+def topics_request(model_dir, **config) -> TrainingRequest:
+    table = topic_frame(30).drop(columns="row").rename(columns={"text": "ticket", "label": "team"})
+    return TrainingRequest(
+        table=table,
+        scheme=LabelScheme(text_columns=("ticket",), label_column="team"),
+        config=TrainConfig(model=str(model_dir), **config),
+        source_name="topics.csv",
+    )
+
+
+@pytest.fixture
+def manager(tmp_path):
+    jobs = JobManager(RunStore(tmp_path / "runs"), execute)
+    yield jobs
+    jobs.shutdown()
+
+
+def test_trained_run_folder_has_everything(trained_run):
+    assert {p.name for p in trained_run.path.iterdir()} >= RUN_FILES - {"history.json"}
+    metrics = trained_run.read_json("metrics.json")
+    assert set(metrics) == {"model", "baseline", "quick", "training"}
+    assert metrics["model"]["n"] == len(trained_run.read_frame("predictions.csv"))
+    assert trained_run.read_json("scheme.json")["label_column"] == "team"
+    report = trained_run.read_json("report.json")
+    assert report["split_sizes"]["test"] == metrics["model"]["n"]
+    evaluation = Evaluation.load(trained_run)
+    assert evaluation.labels == ["billing", "login", "shipping"]
+    labels = json.loads((trained_run.model_dir / "config.json").read_text())["id2label"]
+    assert list(labels.values()) == ["billing", "login", "shipping"]
+
+
+def test_job_succeeds_and_writes_history(manager, tiny_model_dir):
+    run_id = manager.submit(topics_request(tiny_model_dir, method="quick"), name="quick")
+    snapshot = manager.wait(run_id, timeout=120)
+    assert snapshot.state == "succeeded", snapshot.reason
+    assert snapshot.result["macro_f1"] > 0
+    run = manager_store(manager).get(run_id)
+    assert {p.name for p in run.path.iterdir()} >= RUN_FILES
+    messages = [m for _, m in snapshot.events]
+    assert any("Baseline" in m for m in messages)
+
+
+def test_one_label_only_fails_with_a_plain_reason(manager, tiny_model_dir):
+    request = topics_request(tiny_model_dir, method="quick")
+    request.table["team"] = "billing"
+    snapshot = manager.wait(manager.submit(request), timeout=60)
+    assert snapshot.state == "failed"
+    assert "Only one label" in snapshot.reason
+    assert "Traceback" not in snapshot.reason
+
+
+def test_full_disk_while_saving_fails_cleanly(manager, tiny_model_dir, monkeypatch):
+    """Out of disk space at save time: a plain reason, the traceback kept, no half model."""
+    import core.pipeline
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(core.pipeline, "save_classifier", no_space)
+    run_id = manager.submit(topics_request(tiny_model_dir, method="quick"))
+    snapshot = manager.wait(run_id, timeout=120)
+    assert snapshot.state == "failed"
+    assert "disk is full" in snapshot.reason
+    run = manager_store(manager).get(run_id)
+    assert "No space left" in run.read_text("error.txt")
+    assert not run.model_dir.exists()
+    assert [s.run_id for s in manager_store(manager).list()] == [run_id]
+
+
+def test_cancel_during_training_marks_the_run_cancelled(manager, tiny_model_dir):
+    run_id = manager.submit(topics_request(tiny_model_dir, epochs=100, batch_size=4))
+    while manager.snapshot(run_id).stage != "training":
+        manager.wait(run_id, timeout=0.2)
+    assert manager.cancel(run_id)
+    snapshot = manager.wait(run_id, timeout=30)
+    assert snapshot.state == "cancelled"
+    assert not manager_store(manager).get(run_id).model_dir.exists()
+
+
+def test_separate_test_file_is_used_as_the_test_set(tmp_path, tiny_model_dir):
+    request = topics_request(tiny_model_dir, method="quick")
+    test_table = request.table.sample(12, random_state=1).reset_index(drop=True)
+    request.test_table = test_table
+    run = RunStore(tmp_path).create("with-test-file")
+    result = execute(run, request, lambda e: None, __import__("threading").Event())
+    assert result["n_test"] == 12
+    assert run.read_json("report.json")["split_sizes"]["test"] == 12
+
+
+def test_test_file_missing_a_column_says_so(tmp_path, tiny_model_dir):
+    from core.errors import DataError
+
+    request = topics_request(tiny_model_dir, method="quick")
+    request.test_table = pd.DataFrame({"text": ["a"], "team": ["billing"]})
+    run = RunStore(tmp_path).create("bad-test-file")
+    with pytest.raises(DataError, match="In the test file"):
+        execute(run, request, lambda e: None, __import__("threading").Event())
+
+
+def manager_store(manager: JobManager) -> RunStore:
+    return manager.store
