@@ -1,0 +1,538 @@
+"""Read the table an analyst uploaded (CSV, TSV, Excel, JSON Lines) into a DataFrame of strings.
+
+Everything that can be wrong with the file itself (size, encoding, layout, column names) is
+reported here as a :class:`DataError` that says what was found and what to do about it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from itertools import islice
+from typing import Any
+
+import pandas as pd
+
+from core.errors import DataError
+
+DEFAULT_MAX_BYTES = 200 * 1024 * 1024
+SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".txt", ".xlsx", ".jsonl", ".json")
+
+DELIMITER_CANDIDATES = ",;\t|"
+_SNIFF_CHARS = 64 * 1024
+
+#: Starts of common binary files, so a renamed file gets a precise message.
+_MAGIC_NUMBERS: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive (an .xlsx or .docx file is one)"),
+    (b"\xd0\xcf\x11\xe0", "an old Office file (.xls or .doc)"),
+    (b"\x1f\x8b", "a gzip archive"),
+)
+
+_TEXT_NAME_HINTS = ("body", "text", "description", "message", "content", "comment", "subject")
+_TEXT_NAME_HINTS += ("title", "summary", "ticket", "email", "note", "request", "issue")
+_LABEL_NAME_HINTS = ("label", "category", "class", "type", "topic", "intent", "tag", "queue")
+_LABEL_NAME_HINTS += ("reason", "team", "group", "department", "priority")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_FIELD_COUNT_ERROR = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_NUMBER = re.compile(r"^[-+]?\d+([.,]\d+)?$")
+_DATE_PATTERN = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2})?.*)?$")
+
+
+def read_table(
+    source: str | os.PathLike | bytes,
+    *,
+    filename: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> pd.DataFrame:
+    """Read an uploaded table: a path, or the raw bytes of an upload named by ``filename``.
+
+    Column names come back stripped, every cell is a Python ``str`` and missing cells are "".
+    Rows in which every cell is empty are left out. ``df.attrs`` holds "format" ("csv", "tsv",
+    "excel", "jsonl"), "encoding" (None for Excel) and "delimiter" (None unless a text format).
+    """
+    data, name = _load_bytes(source, filename, max_bytes)
+    extension = _extension(name)
+    if not data.strip():
+        raise _empty_file(name)
+    if extension == ".xlsx":
+        rows, attrs = _read_excel_rows(data, name), {"format": "excel", "encoding": None}
+    else:
+        _reject_binary(data, name)
+        text, encoding = decode_text(data, name)
+        if not text.strip():
+            raise _empty_file(name)
+        if extension in (".jsonl", ".json"):
+            rows, attrs = _read_json_rows(text, name), {"format": "jsonl", "encoding": encoding}
+        else:
+            delimiter = "\t" if extension == ".tsv" else sniff_delimiter(text)
+            rows = _read_delimited_rows(text, delimiter, name)
+            file_format = "tsv" if delimiter == "\t" else "csv"
+            attrs = {"format": file_format, "encoding": encoding, "delimiter": delimiter}
+    frame = _rows_to_frame(rows, name)
+    frame.attrs.update({"delimiter": None, **attrs, "filename": name, "size_bytes": len(data)})
+    return frame
+
+
+def _empty_file(name: str) -> DataError:
+    return DataError(f"The file '{name}' is empty. Upload a file with a header row and tickets.")
+
+
+def _load_bytes(
+    source: str | os.PathLike | bytes, filename: str | None, max_bytes: int
+) -> tuple[bytes, str]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        name = filename or "upload"
+        _check_size(len(data), max_bytes, name)
+        return data, name
+    path = os.fspath(source)
+    name = filename or os.path.basename(path)
+    _extension(name)
+    try:
+        _check_size(os.path.getsize(path), max_bytes, name)
+        with open(path, "rb") as handle:
+            return handle.read(), name
+    except FileNotFoundError:
+        raise DataError(f"There is no file at '{path}'. Check the path and try again.") from None
+    except IsADirectoryError:
+        raise DataError(f"'{path}' is a folder, not a file. Pick the file itself.") from None
+
+
+def _check_size(size: int, max_bytes: int, name: str) -> None:
+    if size > max_bytes:
+        raise DataError(
+            f"The file '{name}' is {_megabytes(size)}, over the {_megabytes(max_bytes)} limit. "
+            "Split it into smaller files, or raise the upload size limit if this machine has "
+            "the memory for it."
+        )
+
+
+def _megabytes(size: int) -> str:
+    value = size / (1024 * 1024)
+    return f"{value:,.1f} MB" if value >= 0.1 else f"{value:.1f} MB ({size:,} bytes)"
+
+
+def _extension(name: str) -> str:
+    extension = os.path.splitext(name)[1].lower()
+    if extension not in SUPPORTED_EXTENSIONS:
+        found = f"is a '{extension}' file" if extension else "has no file extension"
+        hint = " Save it as .xlsx or CSV from Excel." if extension == ".xls" else ""
+        raise DataError(
+            f"The file '{name}' {found}, which TicketTune cannot read. "
+            f"Supported file types: {', '.join(SUPPORTED_EXTENSIONS)}.{hint}"
+        )
+    return extension
+
+
+def _reject_binary(data: bytes, name: str) -> None:
+    for magic, kind in _MAGIC_NUMBERS:
+        if data.startswith(magic):
+            raise DataError(
+                f"The file '{name}' is not a text table: it looks like {kind}. "
+                "Upload a CSV, TSV, Excel (.xlsx) or JSON Lines file."
+            )
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return
+    if b"\x00" in data[:65536]:
+        raise DataError(
+            f"The file '{name}' contains binary data (NUL bytes), so it is not a text table. "
+            "Export your tickets as CSV (UTF-8) or .xlsx and upload that."
+        )
+
+
+def decode_text(data: bytes, name: str = "the file") -> tuple[str, str]:
+    """Decode the bytes of a text file; return the text and the name of the encoding used.
+
+    UTF-8 (with or without BOM) and UTF-16 with a BOM are unambiguous. Otherwise the bytes are
+    either Chinese (GB18030/GBK) or Western (cp1252); both codecs accept many of the same byte
+    strings, so GB18030 wins only when its decoding reads as Chinese text.
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return _checked(_decode_or_none(data, "utf-16"), "utf-16", name)
+    utf8 = _decode_or_none(data, "utf-8-sig")
+    if utf8 is not None:
+        return _checked(utf8, "utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8", name)
+    chinese = _decode_or_none(data, "gb18030")
+    western = _decode_or_none(data, "cp1252")
+    if chinese is not None and (western is None or _reads_as_chinese(chinese)):
+        return _checked(chinese, "gb18030", name)
+    if western is not None:
+        return _checked(western, "cp1252", name)
+    raise DataError(
+        f"Could not read the text in '{name}': it is not UTF-8, Chinese (GBK/GB18030) or Western "
+        "(Windows-1252) text, or it is not a text file at all. Open it in Excel or a text editor "
+        "and save it as 'CSV UTF-8'."
+    )
+
+
+def _decode_or_none(data: bytes, encoding: str) -> str | None:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError:
+        return None
+
+
+def _reads_as_chinese(text: str) -> bool:
+    """True when the non-ASCII characters are almost all common (GB2312) Chinese characters.
+
+    Western text decoded as GB18030 pairs an accented letter with the next byte, which lands
+    outside GB2312; real Chinese tickets rarely leave it.
+    """
+    non_ascii = [match.group() for match in islice(_NON_ASCII.finditer(text), 5000)]
+    if not non_ascii:
+        return False
+    common = sum(1 for char in non_ascii if _in_gb2312(char))
+    return common >= 0.8 * len(non_ascii)
+
+
+def _in_gb2312(char: str) -> bool:
+    try:
+        char.encode("gb2312")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _checked(text: str | None, encoding: str, name: str) -> tuple[str, str]:
+    if text is None:
+        raise DataError(
+            f"Could not read the text in '{name}' as {encoding}. Save it as 'CSV UTF-8' and retry."
+        )
+    sample = text[:65536]
+    controls = sum(1 for char in sample if ord(char) < 32 and char not in "\t\n\r")
+    if controls > max(2, len(sample) // 100):
+        raise DataError(
+            f"The file '{name}' contains binary data (control characters), so it is not a text "
+            "table. Export your tickets as CSV (UTF-8) or .xlsx and upload that."
+        )
+    return text, encoding
+
+
+def sniff_delimiter(text: str) -> str:
+    """Guess the delimiter of a delimited text among , ; tab |; comma when nothing fits."""
+    sample = text[:_SNIFF_CHARS]
+    if len(text) > _SNIFF_CHARS and "\n" in sample:
+        sample = sample[: sample.rindex("\n")]
+    try:
+        delimiter = csv.Sniffer().sniff(sample, delimiters=DELIMITER_CANDIDATES).delimiter
+    except csv.Error:
+        delimiter = None
+    if delimiter and delimiter in DELIMITER_CANDIDATES and _is_consistent(sample, delimiter):
+        return delimiter
+    consistent = [d for d in DELIMITER_CANDIDATES if _is_consistent(sample, d)]
+    return max(consistent, key=lambda d: _header_width(sample, d), default=",")
+
+
+def _is_consistent(sample: str, delimiter: str) -> bool:
+    """True when the header splits into several fields and most rows have as many."""
+    rows = [row for row in _parse_prefix(sample, delimiter) if row]
+    if not rows or len(rows[0]) < 2:
+        return False
+    same = sum(1 for row in rows[1:] if len(row) == len(rows[0]))
+    return len(rows) == 1 or same >= 0.8 * (len(rows) - 1)
+
+
+def _header_width(sample: str, delimiter: str) -> int:
+    rows = _parse_prefix(sample, delimiter)
+    return len(rows[0]) if rows else 0
+
+
+def _parse_prefix(sample: str, delimiter: str, limit: int = 50) -> list[list[str]]:
+    rows: list[list[str]] = []
+    try:
+        for row in csv.reader(io.StringIO(sample), delimiter=delimiter):
+            rows.append(row)
+            if len(rows) >= limit:
+                break
+    except csv.Error:
+        return rows
+    return rows
+
+
+def _read_delimited_rows(text: str, delimiter: str, name: str) -> list[list[Any]]:
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text),
+            sep=delimiter,
+            header=None,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=True,
+        )
+    except pd.errors.EmptyDataError:
+        raise _empty_file(name) from None
+    except pd.errors.ParserError as exc:
+        shown = "tab" if delimiter == "\t" else f"'{delimiter}'"
+        raise DataError(
+            f"The file '{name}' is not a consistent table with {shown} between values: "
+            f"{_parser_problem(exc)}. Check that every row has as many values as the header "
+            "row, and that text containing the delimiter or line breaks is wrapped in double "
+            "quotes."
+        ) from None
+    return frame.to_numpy(dtype=object).tolist()
+
+
+def _parser_problem(exc: Exception) -> str:
+    """pandas' tokenizer message, said plainly when it is the usual 'too many fields'."""
+    message = str(exc).strip()
+    found = _FIELD_COUNT_ERROR.search(message)
+    if found:
+        expected, line, seen = found.groups()
+        return f"line {line} has {seen} values but the first row has {expected}"
+    return message.splitlines()[0].rstrip(".")
+
+
+def _read_excel_rows(data: bytes, name: str) -> list[list[Any]]:
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:
+        raise DataError(
+            f"The Excel file '{name}' is damaged or is not really an .xlsx file "
+            f"({type(exc).__name__}). Open it in Excel, save it again as .xlsx (or export CSV) "
+            "and upload that."
+        ) from None
+    try:
+        sheet = workbook.worksheets[0]
+        return [list(row) for row in sheet.iter_rows(values_only=True)]
+    except Exception as exc:
+        raise DataError(
+            f"The Excel file '{name}' could not be read ({type(exc).__name__}: {exc}). "
+            "Save it again as .xlsx from Excel, or export CSV, and upload that."
+        ) from None
+    finally:
+        workbook.close()
+
+
+def _read_json_rows(text: str, name: str) -> list[list[Any]]:
+    records = _json_records(text, name)
+    columns: dict[str, None] = {}
+    for record in records:
+        columns.update(dict.fromkeys(record))
+    header = list(columns)
+    return [header] + [[record.get(column) for column in header] for record in records]
+
+
+def _json_records(text: str, name: str) -> list[dict[str, Any]]:
+    """Records of a JSON list of objects ({"tickets": [...]} too), else of JSON Lines."""
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            return _objects(json.loads(stripped), name)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"The JSON in '{name}' is malformed at line {exc.lineno}: {exc.msg}. "
+                "Fix that line or upload a CSV instead."
+            ) from None
+    try:
+        document = json.loads(stripped)
+    except json.JSONDecodeError:
+        return _json_lines(text, name)
+    if isinstance(document, dict):
+        wrapped = [value for value in document.values() if _is_list_of_objects(value)]
+        return wrapped[0] if len(wrapped) == 1 else [document]
+    return _json_lines(text, name)
+
+
+def _is_list_of_objects(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def _objects(items: Any, name: str) -> list[dict[str, Any]]:
+    for number, item in enumerate(items, start=1):
+        if not isinstance(item, dict):
+            raise DataError(
+                f"Item {number} of the JSON list in '{name}' is not an object with named "
+                'fields (like {"subject": "...", "category": "..."}). Every item must be one.'
+            )
+    return items
+
+
+def _json_lines(text: str, name: str) -> list[dict[str, Any]]:
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"Line {number} of '{name}' is not valid JSON ({exc.msg}). JSON Lines files need "
+                "one complete JSON object per line; fix or remove that line."
+            ) from None
+        if not isinstance(record, dict):
+            raise DataError(
+                f"Line {number} of '{name}' is not a JSON object with named fields (like "
+                '{"subject": "...", "category": "..."}). Every line must be one.'
+            )
+        records.append(record)
+    return records
+
+
+def _rows_to_frame(rows: list[list[Any]], name: str) -> pd.DataFrame:
+    """Turn header + data rows into a DataFrame of strings, checking the header.
+
+    Empty rows, empty nameless columns and copies of the header row (left by pasting several
+    exports together) are not data and are left out.
+    """
+    rows = [[cell_to_str(cell) for cell in row] for row in rows]
+    rows = [row for row in rows if any(cell.strip() for cell in row)]
+    if not rows:
+        raise _empty_file(name)
+    width = max(len(row) for row in rows)
+    rows = [row + [""] * (width - len(row)) for row in rows]
+    header = [cell.strip() for cell in rows[0]]
+    body = [row for row in rows[1:] if [cell.strip() for cell in row] != header]
+    keep = [i for i in range(width) if header[i] or any(row[i].strip() for row in body)]
+    header = [header[i] for i in keep]
+    body = [[row[i] for i in keep] for row in body]
+    _check_header(header, body, name)
+    if not body:
+        raise DataError(
+            f"Your file has column names but no tickets: '{name}' has only the header row "
+            f"({', '.join(header)}). Add rows with tickets below it."
+        )
+    return pd.DataFrame(body, columns=pd.Index(header, dtype=object), dtype=object)
+
+
+def _check_header(header: list[str], body: list[list[str]], name: str) -> None:
+    data_like = _data_like_header_cells(header, body)
+    if data_like and len(data_like) * 2 >= len(header):
+        shown = ", ".join(f"'{_shorten(cell)}'" for cell in data_like)
+        raise DataError(
+            f"The first row of '{name}' looks like a ticket, not column names (it holds {shown}). "
+            "The first row must name the columns, e.g. subject, body, category: add such a "
+            "header row."
+        )
+    blank = [str(i + 1) for i, column in enumerate(header) if not column]
+    if blank:
+        raise DataError(
+            f"Column {', '.join(blank)} of '{name}' has no name in the header row but contains "
+            "values. Give every column a name in the first row."
+        )
+    duplicates = [column for column, count in Counter(header).items() if count > 1]
+    if duplicates:
+        names = ", ".join(f"'{c}'" for c in duplicates)
+        raise DataError(
+            f"The header row of '{name}' uses the same column name more than once: {names}. "
+            "Rename the columns so every name is different."
+        )
+
+
+def _data_like_header_cells(header: list[str], body: list[list[str]]) -> list[str]:
+    """Header cells that look like data: a number, or a value that recurs in its own column."""
+    sample = body[:1000]
+    found = []
+    for i, cell in enumerate(header):
+        if cell and (_NUMBER.match(cell) or any(row[i].strip() == cell for row in sample)):
+            found.append(cell)
+    return found
+
+
+def cell_to_str(value: Any) -> str:
+    """How TicketTune turns one cell into text: missing is "", 12.0 is "12", lists are JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    if value is None or pd.isna(value):
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
+
+
+def _shorten(text: str, width: int = 60) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def describe_columns(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Summarise each column so the app can suggest which holds the text and which the label.
+
+    Each dict has "name", "non_empty", "distinct", "mean_length" (characters, over non-empty
+    cells), "examples" (up to 3 distinct values) and "kind": "text" (long, varied), "label" (a
+    few values repeated), "id" (unique short values) or "other".
+    """
+    return [_describe(str(column), df[column]) for column in df.columns]
+
+
+def _describe(name: str, column: pd.Series) -> dict[str, Any]:
+    values = _clean_values(column)
+    non_empty = len(values)
+    distinct = int(values.nunique())
+    mean_length = float(values.str.len().mean()) if non_empty else 0.0
+    examples = [str(v) for v in values.drop_duplicates().head(3)]
+    return {
+        "name": name,
+        "non_empty": non_empty,
+        "distinct": distinct,
+        "mean_length": round(mean_length, 1),
+        "examples": examples,
+        "kind": _guess_kind(values, distinct, mean_length),
+    }
+
+
+def _clean_values(column: pd.Series) -> pd.Series:
+    values = column.astype(object).where(column.notna(), "").astype(str).str.strip()
+    return values[values != ""]
+
+
+def _guess_kind(values: pd.Series, distinct: int, mean_length: float) -> str:
+    count = len(values)
+    if count == 0:
+        return "other"
+    if distinct >= 2 and distinct <= _max_label_values(count) and mean_length <= 40:
+        return "label"
+    if _mostly_dates(values):
+        return "other"
+    if mean_length >= 15 and distinct >= 0.3 * count and values.str.contains(" ").mean() >= 0.5:
+        return "text"
+    if distinct == count and mean_length <= 40:
+        return "id"
+    return "other"
+
+
+def _max_label_values(count: int) -> int:
+    """Most distinct values a column may have and still look like a label (each repeats)."""
+    return max(2, min(100, count // 3))
+
+
+def _mostly_dates(values: pd.Series) -> bool:
+    sample = values.head(200)
+    return bool(sample.str.match(_DATE_PATTERN).mean() >= 0.9)
+
+
+def guess_text_columns(df: pd.DataFrame) -> list[str]:
+    """Columns that look like ticket text, best first (a telling name, then longer text)."""
+    return _ranked(describe_columns(df), "text", _TEXT_NAME_HINTS, key="mean_length")
+
+
+def guess_label_columns(df: pd.DataFrame) -> list[str]:
+    """Columns that look like labels, best first (a telling name, then more distinct values)."""
+    return _ranked(describe_columns(df), "label", _LABEL_NAME_HINTS, key="distinct")
+
+
+def _ranked(
+    descriptions: Iterable[dict[str, Any]], kind: str, hints: Sequence[str], *, key: str
+) -> list[str]:
+    def score(description: dict[str, Any]) -> tuple[int, float]:
+        name = description["name"].lower()
+        ranks = [i for i, hint in enumerate(hints) if hint in name]
+        return (min(ranks) if ranks else len(hints), -description[key])
+
+    matching = [d for d in descriptions if d["kind"] == kind]
+    return [d["name"] for d in sorted(matching, key=score)]
