@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import transformers
+
 from core.config import METHODS, TrainConfig
 from core.errors import TicketTuneError
 from core.io import read_table
@@ -67,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    transformers.utils.logging.disable_progress_bar()
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
     handlers["runs"] = cmd_runs
     try:

@@ -1,0 +1,69 @@
+"""Trainer callbacks set control flags only: cancel, time budget, best checkpoint, progress."""
+
+import threading
+import time
+
+import torch
+from transformers import TrainerControl, TrainerState, TrainingArguments
+
+from core.callbacks import BestModelKeeper, ProgressReporter, StopControl
+
+ARGS = TrainingArguments(output_dir="unused", report_to="none")
+
+
+def state(step: int = 5, max_steps: int = 10, epoch: float = 0.5) -> TrainerState:
+    return TrainerState(global_step=step, max_steps=max_steps, epoch=epoch)
+
+
+def test_cancel_stops_training_without_extra_evaluation():
+    cancel = threading.Event()
+    stopper, control = StopControl(cancel, deadline=None), TrainerControl()
+    stopper.on_step_end(ARGS, state(), control)
+    assert not control.should_training_stop
+    cancel.set()
+    stopper.on_step_end(ARGS, state(), control)
+    assert control.should_training_stop and not control.should_evaluate
+    assert stopper.reason == "cancelled"
+
+
+def test_time_budget_stops_and_asks_for_a_last_evaluation():
+    stopper, control = (
+        StopControl(threading.Event(), deadline=time.monotonic() - 1),
+        TrainerControl(),
+    )
+    stopper.on_step_end(ARGS, state(), control)
+    assert control.should_training_stop and control.should_evaluate
+    assert stopper.reason == "time budget"
+
+
+def test_best_weights_are_restored_and_patience_stops():
+    model = torch.nn.Linear(2, 2)
+    keeper, control = BestModelKeeper(model, patience=2), TrainerControl()
+    keeper.on_evaluate(ARGS, state(1), control, metrics={"eval_macro_f1": 0.8})
+    best = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    keeper.on_evaluate(ARGS, state(2), control, metrics={"eval_macro_f1": 0.7})
+    assert not control.should_training_stop
+    keeper.on_evaluate(ARGS, state(3), control, metrics={"eval_macro_f1": 0.8})
+    assert control.should_training_stop and keeper.stopped_early, "a tie is no improvement"
+    assert keeper.restore_best()
+    assert torch.equal(model.weight, best)
+    assert (keeper.best_metric, keeper.best_step) == (0.8, 1)
+
+
+def test_progress_reports_loss_eval_and_eta():
+    events = []
+    reporter = ProgressReporter(events.append, min_interval_s=0.0)
+    control = TrainerControl()
+    reporter.on_train_begin(ARGS, state(0), control)
+    reporter.on_log(ARGS, state(4), control, logs={"loss": 0.5})
+    reporter.on_evaluate(
+        ARGS, state(5), control, metrics={"eval_macro_f1": 0.9, "eval_runtime": 1.0}
+    )
+    reporter.on_step_end(ARGS, state(5), control)
+    assert events[0].message.startswith("Training started: 10 steps")
+    assert events[1].loss == 0.5
+    assert events[2].eval_metrics == {"macro_f1": 0.9}
+    assert "macro-F1 0.900" in events[2].message
+    assert events[-1].eta_seconds is not None and events[-1].fraction == 0.5

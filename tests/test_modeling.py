@@ -1,0 +1,62 @@
+"""The classifier: embedded model found offline, mean pooling, save/load round trip."""
+
+import numpy as np
+import pytest
+import torch
+
+from core.device import resolve_placement
+from core.errors import ConfigError
+from core.modeling import (
+    ModelMeta,
+    TicketClassifier,
+    classify,
+    embedded_model_path,
+    load_classifier,
+    load_encoder,
+    mean_pool,
+    resolve_model_source,
+    save_classifier,
+)
+
+
+def test_embedded_model_is_found_inside_the_package():
+    folder = embedded_model_path()
+    assert (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file()
+    assert resolve_model_source("default") == str(folder)
+    assert resolve_model_source("org/some-model") == "org/some-model"
+
+
+def test_mean_pool_ignores_padding():
+    hidden = torch.tensor([[[1.0, 1.0], [3.0, 3.0], [100.0, 100.0]]])
+    mask = torch.tensor([[1, 1, 0]])
+    assert torch.equal(mean_pool(hidden, mask), torch.tensor([[2.0, 2.0]]))
+
+
+def test_unknown_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="Could not load the model"):
+        load_encoder(str(tmp_path / "no-such-model-folder-xyz"))
+
+
+def test_save_and_load_give_identical_predictions(tiny_model_dir, tmp_path):
+    encoder, tokenizer, _ = load_encoder(str(tiny_model_dir))
+    model = TicketClassifier(encoder, 3)
+    meta = ModelMeta(["a", "b", "c"], 32, str(tiny_model_dir), "full")
+    save_classifier(model, tokenizer, meta, tmp_path / "model")
+    loaded, loaded_tokenizer, loaded_meta = load_classifier(tmp_path / "model")
+    assert loaded_meta == meta
+    placement = resolve_placement("cpu", "fp32")
+    texts = ["refund my order", "a much longer ticket about a login problem today", ""]
+    before = classify(model, tokenizer, texts, max_length=32, placement=placement)
+    after = classify(loaded, loaded_tokenizer, texts, max_length=32, placement=placement)
+    np.testing.assert_allclose(before, after, atol=1e-6)
+
+
+def test_loss_uses_class_weights(tiny_model_dir):
+    encoder, tokenizer, _ = load_encoder(str(tiny_model_dir))
+    model = TicketClassifier(encoder, 2).eval()
+    batch = tokenizer(["x", "y"], return_tensors="pt")
+    labels = torch.tensor([0, 1])
+    plain = model(**batch, labels=labels)["loss"]
+    model.class_weights.copy_(torch.tensor([1.0, 0.0]))
+    weighted = model(**batch, labels=labels)["loss"]
+    assert not torch.isclose(plain, weighted)
