@@ -77,7 +77,10 @@ class Predictor:
         texts = [str(t) if t is not None else "" for t in texts]
         with self._lock:
             if len(texts) == 1:
-                return self._predict_one(texts[0])
+                probs = self._predict_one(texts[0])
+                if on_batch is not None:
+                    on_batch(1, 1)
+                return probs
             return classify(
                 self.model,
                 self.tokenizer,

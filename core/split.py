@@ -129,7 +129,9 @@ def _take_stratified(
     """Take about ``n_take`` rows with each label in proportion, leaving one of each behind.
 
     Unlike sklearn's stratified split, this never fails on labels with one or two tickets or on
-    a set smaller than the number of labels: such labels simply stay where they are.
+    a set smaller than the number of labels: such labels simply stay where they are. Copies of
+    one text never end up on both sides (that would inflate the test score): a text taken that
+    also stays behind is put back, so the taken part can come out a little smaller.
     """
     groups = {
         label: rows.to_numpy() for label, rows in sorted(frame.groupby("label").groups.items())
@@ -139,6 +141,8 @@ def _take_stratified(
         index for label, rows in groups.items() for index in rng.permutation(rows)[: quotas[label]]
     ]
     taken_mask = frame.index.isin(taken)
+    on_both_sides = set(frame.loc[taken_mask, "text"]) & set(frame.loc[~taken_mask, "text"])
+    taken_mask &= ~frame["text"].isin(on_both_sides).to_numpy()
     return _tidy(frame[~taken_mask]), _tidy(frame[taken_mask])
 
 

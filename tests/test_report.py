@@ -99,12 +99,20 @@ def test_long_tickets_warn_in_words():
 
 
 def test_leakage_and_split_sizes_with_a_split():
-    """With a split, the report carries its sizes and leakage, and warns about leakage."""
+    """With a split (here the file's own split column), the report carries its sizes and
+    leakage, and warns about leakage."""
     texts = ["repeated ticket"] * 20 + distinct_texts(80)
-    prepared = prepare(texts, ["a", "b"] * 50)
-    split = split_data(prepared, test_fraction=0.2)
+    df = pd.DataFrame(
+        {
+            "body": texts,
+            "label": ["a", "b"] * 50,
+            "set": ["train", "test"] * 10 + ["train"] * 50 + ["validation"] * 10 + ["test"] * 20,
+        }
+    )
+    prepared = LabelScheme(("body",), "label", min_count=1).apply(df)
+    split = split_data(prepared, split_column="set", source=df)
     report = build_report(prepared, split=split)
-    assert report.split_sizes == {"train": 70, "validation": 10, "test": 20}
+    assert report.split_sizes == {"train": 60, "validation": 10, "test": 30}
     assert report.leakage == 1
     assert any("both the training and the test set" in w for w in report.warnings)
 

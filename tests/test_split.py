@@ -195,11 +195,23 @@ def test_split_column_and_test_file_together_are_refused():
         split_data(prepared, split_column="set", source=source, test_data=prepared)
 
 
-def test_leakage_counts_texts_in_train_and_test():
-    """leakage() counts distinct texts present in both train and test."""
+def test_random_split_keeps_copies_of_a_text_together():
+    """Duplicated texts never land on both sides of a random split (no leakage by design)."""
     df = pd.DataFrame({"body": ["same text"] * 10 + [f"t{i}" for i in range(30)]})
     df["label"] = ["a", "b"] * 20
     split = split_data(LabelScheme(("body",), "label", min_count=1).apply(df), test_fraction=0.3)
+    assert split.leakage() == 0
+    assert not set(split.train["text"]) & set(split.validation["text"])
+    assert len(split.test) > 0 and sum(split.sizes().values()) == 40
+
+
+def test_leakage_counts_texts_in_train_and_test():
+    """leakage() counts distinct texts present in both train and test (a user's split column)."""
+    df = pd.DataFrame({"body": ["same text", "same text"] + [f"t{i}" for i in range(18)]})
+    df["label"] = ["a", "b"] * 10
+    df["set"] = ["train", "test"] + ["train"] * 12 + ["test"] * 6
+    prepared = LabelScheme(("body",), "label", min_count=1).apply(df)
+    split = split_data(prepared, split_column="set", source=df)
     assert split.leakage() == 1
 
 
