@@ -1,0 +1,97 @@
+"""3 Review: how good the model is, what it mixes up, and how much it can handle alone."""
+
+import streamlit as st
+
+from core.figures import loss_figure, validation_figure
+from ui.review_parts import automation, comparison, confusion, headline, load_evaluation
+from ui.state import get_run
+from ui.widgets import csv_download, no_runs_yet, run_page, run_picker, show_table
+
+MISTAKE_COLUMNS = ["text", "label", "predicted", "confidence", "top2_label"]
+
+
+def per_class(evaluation) -> None:
+    st.subheader("Label by label")
+    st.caption(
+        "Precision: when the model says this label, how often it is right. Recall: of the "
+        "tickets with this label, how many it finds. Click a column to sort."
+    )
+    percent = st.column_config.NumberColumn(format="percent")
+    show_table(
+        evaluation.per_class.sort_values("f1"),
+        key="review_per_class",
+        column_config={
+            "precision": percent,
+            "recall": percent,
+            "f1": percent,
+            "support": st.column_config.NumberColumn("test tickets"),
+        },
+    )
+
+
+def mistakes(run, evaluation) -> None:
+    st.subheader("Most confident mistakes")
+    st.caption(
+        "Tickets the model got wrong while being sure. Often the label in the file is "
+        "the one that is wrong."
+    )
+    wrong = evaluation.confident_mistakes(20)[MISTAKE_COLUMNS]
+    show_table(
+        wrong,
+        key="review_mistakes",
+        column_config={
+            "confidence": st.column_config.ProgressColumn(
+                "how sure", format="percent", min_value=0.0, max_value=1.0
+            ),
+            "label": "label in file",
+            "top2_label": "second choice",
+        },
+    )
+    all_wrong = evaluation.predictions[~evaluation.predictions["correct"]]
+    csv_download(
+        f"Download all {len(all_wrong)} mistakes (CSV)",
+        all_wrong,
+        f"{run.id}-mistakes.csv",
+        key="review_download_errors",
+    )
+
+
+def curves(run) -> None:
+    history = run.read_json("history.json", default={}) or {}
+    loss = [tuple(p) for p in history.get("loss", [])]
+    evals = [tuple(p) for p in history.get("eval", [])]
+    if not loss and not evals:
+        return
+    with st.expander("Training curves"):
+        left, right = st.columns(2)
+        if loss:
+            left.plotly_chart(loss_figure(loss), key="review_loss_chart")
+        if evals:
+            right.plotly_chart(validation_figure(evals), key="review_eval_chart")
+
+
+def main() -> None:
+    st.title("3 · Review the model")
+    summary = run_picker("review_run", "Trained model")
+    if summary is None:
+        no_runs_yet()
+        return
+    run = get_run(summary.run_id)
+    evaluation = load_evaluation(str(run.path), summary.finished_at)
+    headline(run)
+    comparison(run)
+    per_class(evaluation)
+    st.subheader("What gets mixed up")
+    st.caption(
+        "Rows are the labels in your file, columns what the model predicted. Click a "
+        "square, or pick the two labels below, to see those tickets."
+    )
+    confusion(evaluation)
+    mistakes(run, evaluation)
+    st.subheader("How many tickets can it handle alone?")
+    automation(run, evaluation)
+    curves(run)
+    st.page_link("pages/predict.py", label="Next: 4 Use the model", icon=":material/arrow_forward:")
+
+
+run_page(main)

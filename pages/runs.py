@@ -1,0 +1,114 @@
+"""Runs: every training run with its state and scores; rename and delete."""
+
+import pandas as pd
+import streamlit as st
+
+from core.runs import ACTIVE_STATES
+from ui.state import current_run_id, forget_predictor, get_store, remember_run
+from ui.widgets import fmt_pct, fmt_when, run_label, run_page, show_table
+
+STATE_NAMES = {
+    "succeeded": "finished",
+    "running": "training…",
+    "queued": "waiting",
+    "failed": "failed",
+    "cancelled": "cancelled",
+    "interrupted": "interrupted",
+}
+
+
+def runs_table(summaries) -> None:
+    table = pd.DataFrame(
+        {
+            "name": [s.name for s in summaries],
+            "state": [STATE_NAMES.get(s.state, s.state) for s in summaries],
+            "started (UTC)": [fmt_when(s.created_at) for s in summaries],
+            "method": [s.method or "" for s in summaries],
+            "label column": [s.label_column or "" for s in summaries],
+            "accuracy": [fmt_pct(s.accuracy) for s in summaries],
+            "macro-F1": [fmt_pct(s.macro_f1) for s in summaries],
+            "word-count model macro-F1": [fmt_pct(s.baseline_macro_f1) for s in summaries],
+            "why it stopped": [s.reason or "" for s in summaries],
+        }
+    )
+    show_table(table, key="runs_table")
+
+
+def _reset_fields(by_id) -> None:
+    """The rename box shows the picked run's name; the delete confirmation starts unticked."""
+    chosen = st.session_state.get("runs_pick")
+    if chosen in by_id:
+        st.session_state["runs_new_name"] = by_id[chosen].name
+    st.session_state["runs_confirm_delete"] = False
+
+
+def pick(summaries):
+    by_id = {s.run_id: s for s in summaries}
+    ids, current = list(by_id), current_run_id()
+    if "runs_pick" in st.session_state and st.session_state["runs_pick"] not in by_id:
+        del st.session_state["runs_pick"]  # it was just deleted
+    chosen = st.selectbox(
+        "Run",
+        ids,
+        index=ids.index(current) if current in ids else 0,
+        key="runs_pick",
+        format_func=lambda i: run_label(by_id[i]),
+        on_change=_reset_fields,
+        args=(by_id,),
+    )
+    if st.session_state.pop("_runs_reset", False) or "runs_new_name" not in st.session_state:
+        st.session_state["runs_new_name"] = by_id[chosen].name
+        st.session_state["runs_confirm_delete"] = False
+    return by_id[chosen]
+
+
+def rename(summary) -> None:
+    new_name = st.text_input("New name", key="runs_new_name")
+    if st.button("Rename", key="runs_rename", icon=":material/edit:"):
+        get_store().rename(summary.run_id, new_name)
+        _done(f"Renamed to “{new_name.strip()}”.")
+
+
+def delete(summary) -> None:
+    if summary.state in ACTIVE_STATES:
+        st.caption("This run is still in progress: cancel it on the Train page first.")
+        return
+    sure = st.checkbox(
+        f"Yes, delete “{summary.name}” and its model for good", key="runs_confirm_delete"
+    )
+    if st.button(
+        "Delete", key="runs_delete", type="primary", disabled=not sure, icon=":material/delete:"
+    ):
+        get_store().delete(summary.run_id)
+        forget_predictor()
+        if current_run_id() == summary.run_id:
+            remember_run(None)
+        _done(f"Deleted “{summary.name}”.")
+
+
+def _done(notice: str) -> None:
+    st.session_state["_runs_notice"] = notice
+    st.session_state["_runs_reset"] = True
+    st.rerun()
+
+
+def main() -> None:
+    st.title("Runs")
+    notice = st.session_state.pop("_runs_notice", None)
+    if notice:
+        st.success(notice, icon=":material/check_circle:")
+    summaries = get_store().list()
+    if not summaries:
+        st.info("No runs yet. Start one on the Train page.")
+        return
+    runs_table(summaries)
+    st.subheader("Rename or delete a run")
+    summary = pick(summaries)
+    left, right = st.columns(2)
+    with left.container(border=True):
+        rename(summary)
+    with right.container(border=True):
+        delete(summary)
+
+
+run_page(main)

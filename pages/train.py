@@ -1,0 +1,103 @@
+"""2 Train: choose a model and a method, see the time estimate, start, and watch the job."""
+
+import streamlit as st
+
+from core.config import TrainConfig
+from core.errors import ConfigError, TicketTuneError
+from core.estimate import estimate_training_seconds
+from core.pipeline import TrainingRequest
+from core.report import TOKENS_PER_WORD
+from ui.data_flow import get_draft, prepare, scheme_from_draft, split_settings
+from ui.job_view import job_panel
+from ui.state import (
+    current_run_id,
+    current_upload_id,
+    get_jobs,
+    get_run,
+    load_table,
+    remember_run,
+    upload_filename,
+)
+from ui.train_form import KEEP, METHOD_NAMES, advanced, model_and_method
+from ui.widgets import fmt_duration, run_page
+
+
+def start(upload_id: str, draft: dict, config: TrainConfig, name: str) -> None:
+    column, test_id = split_settings(draft)
+    request = TrainingRequest(
+        table=load_table(upload_id),
+        scheme=scheme_from_draft(draft),
+        config=config,
+        test_table=load_table(test_id) if test_id else None,
+        split_column=column,
+        source_name=upload_filename(upload_id),
+        test_source_name=upload_filename(test_id) if test_id else "",
+    )
+    run_id = get_jobs().submit(request, name=name, status_fields=request.describe())
+    remember_run(run_id)
+    st.rerun()
+
+
+def new_training(upload_id: str) -> None:
+    draft = get_draft(upload_id, load_table(upload_id))
+    result = prepare(upload_id, draft)
+    report = result.report
+    st.markdown(
+        f"**{report.rows_used:,} tickets** from *{upload_filename(upload_id)}*, labels "
+        f"from **{draft['label_column']}** ({len(report.class_counts)} labels)."
+    )
+    if result.split_error:
+        raise ConfigError(result.split_error)
+    model, method = model_and_method()
+    settings = advanced(method)
+    name = st.text_input(
+        "Name of this run",
+        key="train_name",
+        **KEEP,
+        placeholder=f"{draft['label_column']} · {METHOD_NAMES[method]}",
+    )
+    try:
+        if not model:
+            raise ConfigError("Type a Hugging Face model id or a folder, or use the built-in one.")
+        config = TrainConfig(model=model, method=method, **settings)
+    except ConfigError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    estimate(report, config)
+    if st.button("Start training", key="train_start", type="primary", icon=":material/play_arrow:"):
+        start(upload_id, draft, config, name.strip() or f"{draft['label_column']} · {method}")
+
+
+def estimate(report, config: TrainConfig) -> None:
+    tokens = report.length_percentiles.get("p50", 16) * TOKENS_PER_WORD
+    seconds = estimate_training_seconds(report.rows_used, config, mean_tokens=tokens)
+    st.info(
+        f"Estimated time on this computer: about **{fmt_duration(seconds)}**.",
+        icon=":material/timer:",
+    )
+    if get_jobs().active() is not None:
+        st.caption("Another training is in progress; this one will wait in the queue.")
+
+
+def main() -> None:
+    st.title("2 · Train a model")
+    run_id = current_run_id()
+    active = get_jobs().active()
+    if get_run(run_id) is None and active is not None:
+        run_id = active.run_id
+    if get_run(run_id) is not None:
+        job_panel(run_id)
+    upload_id = current_upload_id()
+    st.subheader("Start a new training")
+    if upload_id is None:
+        st.info("First upload your tickets and choose the label column on the Data page.")
+        st.page_link("pages/data.py", label="Go to 1 Data", icon=":material/table_view:")
+        return
+    try:
+        new_training(upload_id)
+    except TicketTuneError as exc:
+        st.error(f"{exc} Fix it on the Data page.", icon=":material/error:")
+        st.page_link("pages/data.py", label="Go to 1 Data", icon=":material/table_view:")
+
+
+run_page(main)

@@ -1,0 +1,384 @@
+"""The Streamlit app driven through AppTest: upload, label edits, training, review, prediction.
+
+Every test gets its own runs folder (and so its own workspace) and a fresh ``st.cache_resource``;
+training uses the tiny random BERT so a run takes seconds.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import streamlit as st
+from helpers import TOPICS
+from streamlit.testing.v1 import AppTest
+
+from core.config import TrainConfig
+from core.evaluation import Evaluation
+from core.jobs import JobManager
+from core.pipeline import TrainingRequest, execute
+from core.runs import RunStore
+from core.schema import LabelScheme
+from core.workspace import Workspace
+from ui.state import shutdown_all
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+TIMEOUT = 60
+
+TOPICS_4 = {
+    **TOPICS,
+    "hardware": (
+        ["printer", "laptop", "monitor", "keyboard", "docking station", "mouse"],
+        ["My {w} is broken", "The {w} will not turn on", "Need a new {w}", "{w} makes noise"],
+    ),
+}
+
+
+def ticket_frame(n_per_label: int = 25, seed: int = 1) -> pd.DataFrame:
+    rng = random.Random(seed)
+    rows = []
+    for label, (words, templates) in TOPICS_4.items():
+        for _ in range(n_per_label):
+            word = rng.choice(words)
+            body = rng.choice(templates).format(w=word) + f" (ref {rng.randint(100, 999)})"
+            rows.append(
+                {
+                    "subject": f"About {word}",
+                    "body": body,
+                    "category": label,
+                    "team": rng.choice(["north", "south"]),
+                }
+            )
+    rng.shuffle(rows)
+    return pd.DataFrame(rows)
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode("utf-8")
+
+
+@pytest.fixture(autouse=True)
+def isolated_app(tmp_path, monkeypatch):
+    monkeypatch.setenv("TICKETTUNE_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv("TICKETTUNE_WORKSPACE_DIR", raising=False)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield tmp_path / "runs"
+    shutdown_all()
+
+
+@pytest.fixture(scope="module")
+def trained_runs(tmp_path_factory, tiny_model_dir) -> Path:
+    """A runs folder holding one finished run of the tiny model (trained once per module)."""
+    root = tmp_path_factory.mktemp("trained-runs")
+    manager = JobManager(RunStore(root), execute)
+    frame = ticket_frame()
+    scheme = LabelScheme(("subject", "body"), "category")
+    config = TrainConfig(model=str(tiny_model_dir), method="full", epochs=1, batch_size=16)
+    request = TrainingRequest(frame, scheme, config, source_name="tickets.csv")
+    run_id = manager.submit(request, name="tiny", status_fields=request.describe())
+    snapshot = manager.wait(run_id, timeout=240)
+    manager.shutdown()
+    assert snapshot.state == "succeeded", snapshot.reason
+    return root
+
+
+@pytest.fixture
+def with_trained_run(trained_runs, isolated_app) -> str:
+    shutil.copytree(trained_runs, isolated_app, dirs_exist_ok=True)
+    return RunStore(isolated_app).latest().run_id
+
+
+def open_page(page: str, **query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(query)
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def upload(at: AppTest, frame_or_bytes, name: str = "tickets.csv") -> AppTest:
+    data = frame_or_bytes if isinstance(frame_or_bytes, bytes) else csv_bytes(frame_or_bytes)
+    at.file_uploader(key="data_upload").upload(name, data, "text/csv")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def table_in(at: AppTest, key: str) -> pd.DataFrame:
+    """The table the app shows in the container with this key (see ui.widgets.show_table)."""
+    return at.get_by_key(key).dataframe[0].value
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def no_errors(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+# --------------------------------------------------------------------------------- pages
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "pages/home.py",
+        "pages/data.py",
+        "pages/train.py",
+        "pages/review.py",
+        "pages/predict.py",
+        "pages/runs.py",
+    ],
+)
+def test_every_page_opens_without_data(page):
+    at = open_page(page)
+    no_errors(at)
+
+
+def test_upload_guesses_columns_and_shows_the_report():
+    at = upload(open_page("pages/data.py"), ticket_frame())
+    no_errors(at)
+    assert at.selectbox(key="data_label_column").value == "category"
+    assert "body" in at.multiselect(key="data_text_columns").value
+    assert metric(at, "Tickets read") == "100"
+    assert metric(at, "Labels") == "4"
+    assert at.query_params["data"]
+
+
+def test_label_rename_merge_and_drop_survive_a_refresh():
+    at = upload(open_page("pages/data.py"), ticket_frame())
+    at.multiselect(key="data_text_columns").set_value(["subject", "body"]).run()
+    editor_key = at.session_state["data_labels_key"]
+    labels = list(at.data_editor(key=editor_key).value["label"])
+    row = {label: i for i, label in enumerate(labels)}
+    at.session_state[editor_key] = {
+        "edited_rows": {
+            row["billing"]: {"rename to": "money"},
+            row["shipping"]: {"rename to": "money"},  # same new name: merged
+            row["login"]: {"drop": True},
+        },
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    at.run()
+    no_errors(at)
+    assert metric(at, "Labels") == "2"
+    assert metric(at, "Tickets used") == "75"
+    upload_id = at.query_params["data"]
+    draft = Workspace().load_draft(upload_id)
+    assert draft["rename"] == {"billing": "money", "shipping": "money"}
+    assert draft["drop"] == ["login"]
+    assert draft["text_columns"] == ["subject", "body"]
+
+    refreshed = open_page("pages/data.py", data=upload_id)  # a new session, as after a refresh
+    no_errors(refreshed)
+    assert refreshed.multiselect(key="data_text_columns").value == ["subject", "body"]
+    assert metric(refreshed, "Labels") == "2"
+    base = refreshed.data_editor(key=refreshed.session_state["data_labels_key"]).value
+    assert set(base.loc[base["rename to"] == "money", "label"]) == {"billing", "shipping"}
+
+
+def test_rare_labels_can_be_merged_into_other():
+    frame = ticket_frame()
+    frame.loc[:2, "category"] = "warranty"  # three tickets: below the minimum of 5
+    at = upload(open_page("pages/data.py"), frame)
+    at.radio(key="data_rare_policy").set_value("other").run()
+    at.text_input(key="data_other_label").set_value("misc").run()
+    no_errors(at)
+    assert metric(at, "Labels") == "5"
+    assert any("merged into 'misc'" in w.value for w in at.warning)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("garbage.csv", bytes(range(256)) * 20, "binary"),
+        ("header-only.csv", b"subject,body,category\n", "no tickets"),
+        ("picture.xlsx", b"\x89PNG\r\n\x1a\n" + bytes(100), "damaged"),
+    ],
+    ids=["garbage", "header-only", "not-excel"],
+)
+def test_bad_files_show_a_plain_error(name, data, message):
+    at = upload(open_page("pages/data.py"), data, name)
+    assert not at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert message in errors.lower()
+    assert "Traceback" not in errors
+    assert "data" not in at.query_params  # a bad file does not become the current data
+
+
+def test_a_label_column_with_one_label_says_what_to_do():
+    frame = ticket_frame().assign(category="billing")
+    at = upload(open_page("pages/data.py"), frame)
+    at.selectbox(key="data_label_column").set_value("category").run()
+    assert not at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "Only one label ('billing')" in errors
+    assert "pick another label column" in errors
+
+
+def test_training_from_the_app_and_watching_after_refresh(tiny_model_dir):
+    at = upload(open_page("pages/data.py"), ticket_frame())
+    at.switch_page("pages/train.py").run()
+    at.radio(key="train_model").set_value(at.radio(key="train_model").options[1]).run()
+    at.text_input(key="train_model_path").set_value(str(tiny_model_dir)).run()
+    at.radio(key="train_method").set_value("full").run()
+    at.number_input(key="train_epochs").set_value(1.0).run()
+    at.text_input(key="train_name").set_value("my first model").run()
+    no_errors(at)
+    assert "Estimated time" in at.info[0].value
+    at.button(key="train_start").click().run()
+    no_errors(at)
+    run_id = at.query_params["run"]
+    from ui.state import get_jobs
+
+    assert get_jobs().wait(run_id, timeout=240).state == "succeeded"
+    at.run()
+    no_errors(at)
+    assert any("Finished" in s.value for s in at.success)
+
+    refreshed = open_page("pages/train.py", run=run_id)
+    assert any("Finished" in s.value for s in refreshed.success)
+    assert RunStore().get(run_id).status()["name"] == "my first model"
+
+
+def test_cancel_a_queued_job(tiny_model_dir):
+    from ui.state import get_jobs
+
+    gate = threading.Event()
+    at = upload(open_page("pages/data.py"), ticket_frame())
+    jobs = get_jobs()
+    jobs.train_fn = lambda run, request, progress, cancel: gate.wait(30) or {}
+    blocker = jobs.submit(object(), name="blocker")
+    waiting = jobs.submit(object(), name="waiting")
+    deadline = time.monotonic() + 10
+    while jobs.snapshot(blocker).state != "running" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    at.switch_page("pages/train.py")
+    at.query_params["run"] = waiting
+    at.run()
+    assert any("queue" in i.value for i in at.info)
+    badge = at.get_by_key("job_badge")  # the sidebar shows the running job and the queue
+    assert "Training **blocker**" in badge.get("progress")[0].text
+    assert "1 more waiting" in badge.get("caption")[0].value
+    at.button(key="train_cancel").click().run()
+    assert jobs.snapshot(waiting).state == "cancelled"
+    gate.set()
+    jobs.wait(blocker, timeout=30)
+
+
+def test_review_lists_the_tickets_of_a_confusion_cell(with_trained_run):
+    at = open_page("pages/review.py")
+    no_errors(at)
+    assert metric(at, "Accuracy").endswith("%")
+    evaluation = Evaluation.load(RunStore().get(with_trained_run))
+    true, predicted = evaluation.labels[0], evaluation.labels[1]
+    at.selectbox(key="review_true").set_value(true)
+    at.selectbox(key="review_pred").set_value(predicted).run()
+    shown = table_in(at, "review_cell_tickets")
+    assert len(shown) == len(evaluation.tickets_for_cell(true, predicted))
+    assert f"labelled *{true}*" in " ".join(m.value for m in at.markdown)
+
+    at.selectbox(key="review_pred").set_value(true).run()  # the diagonal: right answers
+    diagonal = table_in(at, "review_cell_tickets")
+    assert len(diagonal) == int(evaluation.confusion[0, 0]) > 0
+
+
+def test_review_click_on_the_chart_presets_the_cell(with_trained_run):
+    at = open_page("pages/review.py")
+    labels = Evaluation.load(RunStore().get(with_trained_run)).labels
+    at.session_state["review_confusion"] = {
+        "selection": {"points": [{"customdata": [labels[2], labels[1]]}]}
+    }
+    at.run()
+    no_errors(at)
+    assert at.selectbox(key="review_true").value == labels[2]
+    assert at.selectbox(key="review_pred").value == labels[1]
+
+
+def test_review_threshold_is_saved_for_scoring(with_trained_run):
+    at = open_page("pages/review.py")
+    at.slider(key="review_threshold").set_value(60).run()
+    assert any("Automate" in m.value and "go to a person" in m.value for m in at.markdown)
+    at.button(key="review_save_threshold").click().run()
+    no_errors(at)
+    saved = RunStore().get(with_trained_run).read_json("threshold.json")
+    assert saved["threshold"] == pytest.approx(0.6)
+
+
+def test_try_it_shows_label_percentages_and_escaped_words(with_trained_run):
+    at = open_page("pages/predict.py")
+    at.text_area(key="predict_text").set_value("My printer <b>is</b> broken <script>x</script>")
+    at.button(key="predict_go").click().run()
+    no_errors(at)
+    assert metric(at, "Predicted label") in {"billing", "login", "shipping", "hardware"}
+    assert metric(at, "How sure the model is").endswith("%")
+    html = next(m.value for m in at.markdown if "line-height" in m.value)
+    assert "&lt;script&gt;" in html and "<script>" not in html
+
+
+def test_batch_scoring_gives_a_table_to_download(with_trained_run):
+    RunStore().get(with_trained_run).write_json("threshold.json", {"threshold": 0.5})
+    at = open_page("pages/predict.py")
+    new = ticket_frame(5, seed=7).drop(columns=["category"])
+    at.file_uploader(key="predict_upload").upload("new.csv", csv_bytes(new), "text/csv")
+    at.run()
+    assert at.multiselect(key="predict_text_columns").value == ["subject", "body"]
+    at.button(key="predict_score").click().run()
+    no_errors(at)
+    scored = table_in(at, "predict_results")
+    assert len(scored) == 20
+    assert {"predicted_label", "confidence", "needs_review"} <= set(scored.columns)
+    assert at.download_button(key="predict_download")
+    assert at.download_button(key="predict_download_model")
+
+
+def test_runs_page_renames_and_deletes(with_trained_run):
+    at = open_page("pages/runs.py")
+    no_errors(at)
+    at.text_input(key="runs_new_name").set_value("Category model v1")
+    at.button(key="runs_rename").click().run()
+    assert RunStore().get(with_trained_run).status()["name"] == "Category model v1"
+    assert any("Renamed" in s.value for s in at.success)
+    assert at.button(key="runs_delete").disabled
+    at.checkbox(key="runs_confirm_delete").check().run()
+    at.button(key="runs_delete").click().run()
+    no_errors(at)
+    assert RunStore().list() == []
+    assert any("No runs yet" in i.value for i in at.info)
+
+
+def test_an_unexpected_error_is_a_plain_message():
+    def app():
+        from ui.widgets import run_page
+
+        def body():
+            raise KeyError("secret internals")
+
+        run_page(body)
+
+    at = AppTest.from_function(app).run()
+    assert not at.exception
+    assert "Something went wrong" in at.error[0].value
+    assert "secret internals" not in at.error[0].value
+
+
+def test_try_with_sample_data_preselects_the_columns():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.button(key="home_sample").click().run()
+    no_errors(at)
+    assert at.multiselect(key="data_text_columns").value == ["subject", "body"]
+    assert at.selectbox(key="data_label_column").value == "category"
+    assert int(metric(at, "Labels")) >= 5
+    assert any("different label" in w.value for w in at.warning)  # conflicting duplicates
+    assert table_in(at, "data_conflicts").shape[0] >= 1

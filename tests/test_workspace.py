@@ -1,0 +1,76 @@
+"""The workspace keeps uploads and label-scheme drafts so they survive a browser refresh."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.errors import DataError
+from core.runs import RunStore
+from core.workspace import (
+    WORKSPACE_ENV,
+    Workspace,
+    default_workspace_dir,
+    load_draft,
+    load_upload,
+    save_draft,
+    save_upload,
+)
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("TICKETTUNE_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv(WORKSPACE_ENV, raising=False)
+    return tmp_path / "runs"
+
+
+def test_upload_round_trip(runs_dir):
+    data = b"subject,category\nPrinter broken,hardware\n"
+    upload_id = save_upload(data, "tickets.csv")
+    assert load_upload(upload_id) == (data, "tickets.csv")
+    assert save_upload(data, "tickets.csv") == upload_id  # same file, same id
+    assert save_upload(data, "other.csv") != upload_id
+
+
+def test_draft_round_trip(runs_dir):
+    upload_id = save_upload(b"a,b\n1,2\n", "t.csv")
+    assert load_draft(upload_id) is None
+    draft = {"text_columns": ["subject", "body"], "label_column": "category", "rename": {"a": "b"}}
+    save_draft(upload_id, draft)
+    assert load_draft(upload_id) == draft
+
+
+def test_workspace_is_beside_the_runs_and_not_listed(runs_dir):
+    store = RunStore()
+    save_upload(b"a,b\n1,2\n", "t.csv")
+    assert default_workspace_dir().is_relative_to(store.root)
+    assert store.list() == []
+    assert store.recover_interrupted() == []
+
+
+def test_env_overrides_the_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv(WORKSPACE_ENV, str(tmp_path / "ws"))
+    upload_id = save_upload(b"x,y\n1,2\n", "../../evil/name.csv")
+    assert (tmp_path / "ws" / "uploads" / upload_id).is_dir()
+    assert load_upload(upload_id)[1] == "name.csv"
+
+
+@pytest.mark.parametrize("bad_id", ["../etc", "", "ABCDEF0123456789", "0" * 15, None])
+def test_bad_or_missing_ids_give_a_plain_error(tmp_path, bad_id):
+    workspace = Workspace(tmp_path)
+    with pytest.raises(DataError):
+        workspace.load_upload(bad_id)
+    assert workspace.load_draft(bad_id) is None
+
+
+def test_missing_upload_says_upload_again(tmp_path):
+    with pytest.raises(DataError, match="Upload it again"):
+        Workspace(tmp_path).load_upload("0123456789abcdef")
+
+
+def test_prune_keeps_the_newest(tmp_path):
+    workspace = Workspace(tmp_path, keep=2)
+    ids = [workspace.save_upload(f"a,b\n{i},2\n".encode(), "t.csv") for i in range(4)]
+    assert workspace.has_upload(ids[-1])
+    kept = [i for i in ids if workspace.has_upload(i)]
+    assert len(kept) == 2

@@ -1,0 +1,161 @@
+"""The live view of one training job: progress, curves, event log, cancel, and the outcome."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.errors import RunNotFoundError
+from core.figures import loss_figure, validation_figure
+from core.jobs import JobSnapshot
+from ui.state import get_jobs
+from ui.widgets import fmt_duration, fmt_pct
+
+STAGES = {
+    "preparing": "Checking and splitting the tickets",
+    "baseline": "Training the word-count baseline",
+    "loading": "Loading the model",
+    "embedding": "Reading the tickets with the model",
+    "fitting": "Fitting the quick model",
+    "training": "Fine-tuning",
+    "evaluating": "Scoring the test tickets",
+    "saving": "Saving",
+    "done": "Done",
+}
+POLL_SECONDS = 1.5
+BADGE_SECONDS = 2.0
+
+
+def job_panel(run_id: str) -> None:
+    """Show the job; while it is queued or running the panel refreshes itself."""
+    jobs = get_jobs()
+    try:
+        live = not jobs.snapshot(run_id).finished
+    except RunNotFoundError:
+        st.info("The run this page was showing no longer exists.")
+        return
+
+    @st.fragment(run_every=POLL_SECONDS if live else None)
+    def panel() -> None:
+        snap = jobs.snapshot(run_id)
+        with st.container(border=True, key="train_job"):
+            _render(snap)
+        if live and snap.finished:
+            st.rerun()  # once: the whole page redraws with the outcome, and polling stops
+
+    panel()
+
+
+def _render(snap: JobSnapshot) -> None:
+    title, action = st.columns([4, 1], vertical_alignment="center")
+    title.markdown(f"#### {snap.name}")
+    if not snap.finished:
+        with action:
+            _cancel_button(snap)
+    if snap.state == "queued":
+        st.info(
+            f"Waiting in the queue (number {snap.queue_position or 1}); it starts when the "
+            "training before it has finished.",
+            icon=":material/schedule:",
+        )
+    elif snap.state == "running":
+        _progress(snap)
+        _curves(snap)
+    else:
+        _outcome(snap)
+        _curves(snap)
+    _events(snap)
+
+
+def _progress(snap: JobSnapshot) -> None:
+    stage = STAGES.get(snap.stage or "", "Starting")
+    eta = f" · about {fmt_duration(snap.eta_seconds)} left" if snap.eta_seconds else ""
+    st.progress(snap.fraction, text=f"**{stage}** · {snap.fraction:.0%}{eta}")
+    if snap.message:
+        st.caption(snap.message)
+    st.caption(
+        f"Running for {fmt_duration(snap.elapsed_seconds)}. You can leave this page; "
+        "training goes on in the background."
+    )
+
+
+def _cancel_button(snap: JobSnapshot) -> None:
+    if st.button("Cancel training", key="train_cancel", icon=":material/cancel:"):
+        get_jobs().cancel(snap.run_id)
+        st.toast("Cancelling… the run stops after the current step.", duration=4)
+
+
+def _outcome(snap: JobSnapshot) -> None:
+    if snap.state == "succeeded":
+        result = snap.result or {}
+        st.success(
+            f"Finished in {fmt_duration(snap.elapsed_seconds)}. On the held-back test tickets the "
+            f"model is right {fmt_pct(result.get('accuracy'))} of the time "
+            f"(macro-F1 {fmt_pct(result.get('macro_f1'))}; the word-count baseline scores "
+            f"{fmt_pct(result.get('baseline_macro_f1'))}).",
+            icon=":material/check_circle:",
+        )
+        if (result.get("macro_f1") or 0) < (result.get("baseline_macro_f1") or 0):
+            st.warning(
+                "The simple word-count model scored higher than this one. Try the Full method, "
+                "more epochs, or the built-in model; also check the warnings on the Data page.",
+                icon=":material/info:",
+            )
+        st.page_link(
+            "pages/review.py",
+            label="Review the results",
+            icon=":material/fact_check:",
+            query_params={"run": snap.run_id},
+        )
+    elif snap.state == "cancelled":
+        st.warning(snap.reason or "Cancelled.", icon=":material/cancel:")
+    else:
+        st.error(snap.reason or "The training failed.", icon=":material/error:")
+
+
+def _curves(snap: JobSnapshot) -> None:
+    if not snap.loss_history and not snap.eval_history:
+        return
+    left, right = st.columns(2)
+    if snap.loss_history:
+        left.plotly_chart(loss_figure(snap.loss_history), key="train_loss_chart")
+    if snap.eval_history:
+        right.plotly_chart(validation_figure(snap.eval_history), key="train_eval_chart")
+
+
+def _events(snap: JobSnapshot) -> None:
+    with st.expander(f"What happened ({len(snap.events)} events)"):
+        lines = [f"{when[11:19]}  {message}" for when, message in reversed(snap.events)]
+        st.code("\n".join(lines) or "Nothing yet.", language=None)
+
+
+def sidebar_badge() -> None:
+    """Sidebar, on every page: the job in progress (refreshing itself while there is one)."""
+    jobs = get_jobs()
+
+    @st.fragment(run_every=BADGE_SECONDS if jobs.active() else None)
+    def badge() -> None:
+        _badge(jobs.jobs())
+
+    with st.sidebar:
+        badge()
+
+
+def _badge(snapshots: list[JobSnapshot]) -> None:
+    running = next((s for s in snapshots if s.state == "running"), None)
+    queued = [s for s in snapshots if s.state == "queued"]
+    if running is None and not queued:
+        return
+    with st.container(border=True, key="job_badge"):
+        if running is not None:
+            eta = f", about {fmt_duration(running.eta_seconds)} left" if running.eta_seconds else ""
+            text = f"Training **{running.name}**: {running.fraction:.0%}{eta}"
+            st.progress(running.fraction, text=text)
+        if queued:
+            st.caption(f"{len(queued)} more waiting in the queue")
+        target = running or queued[-1]
+        st.page_link(
+            "pages/train.py",
+            label="Watch it",
+            icon=":material/visibility:",
+            query_params={"run": target.run_id},
+        )
