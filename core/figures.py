@@ -20,7 +20,10 @@ _MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
 CLICK_MARKER_PX = 8  # small: big markers overlap neighbouring cells and steal their clicks
 
 
-def _layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
+CHART_HEIGHT = 320
+
+
+def _layout(fig: go.Figure, title: str, height: int = CHART_HEIGHT) -> go.Figure:
     fig.update_layout(title={"text": title, "x": 0}, height=height, margin=_MARGIN)
     return fig
 
@@ -45,7 +48,7 @@ def label_counts_figure(class_counts: Mapping[str, int], title: str = "Tickets p
     )
     fig.update_yaxes(type="category", autorange="reversed")
     fig.update_xaxes(title="tickets")
-    return _layout(fig, title, _bar_height(len(labels)))
+    return _layout(fig, title, max(CHART_HEIGHT, _bar_height(len(labels))))
 
 
 def length_histogram(lengths: Sequence[int], unit: str = "words", title: str | None = None):
@@ -182,9 +185,15 @@ def loss_figure(loss_history: Sequence[tuple[int, float]]) -> go.Figure:
             hovertemplate="step %{x}: loss %{y:.3f}<extra></extra>",
         )
     )
-    fig.update_xaxes(title="training step", tickformat="d", rangemode="tozero")
+    _step_axis(fig, steps)
     fig.update_yaxes(title="loss", rangemode="tozero")
     return _layout(fig, "Training loss (should go down)", 280)
+
+
+def _step_axis(fig: go.Figure, steps: Sequence[int]) -> None:
+    """A training-step axis from 0 whose ticks are whole steps (plotly would show 0.5 early on)."""
+    few = max(steps, default=0) <= 10
+    fig.update_xaxes(title="training step", rangemode="tozero", dtick=1 if few else None)
 
 
 def validation_figure(
@@ -202,7 +211,7 @@ def validation_figure(
             hovertemplate="step %{x}: %{y:.1f}<extra></extra>",
         )
     )
-    fig.update_xaxes(title="training step", tickformat="d", rangemode="tozero")
+    _step_axis(fig, [step for step, _ in points])
     fig.update_yaxes(title="macro-F1 (%)", range=[0, 100])
     return _layout(fig, "Score on the validation tickets (should go up)", 280)
 

@@ -9,7 +9,15 @@ from core.io import SUPPORTED_EXTENSIONS, read_table
 from core.scoring import NEEDS_REVIEW, score_table
 from ui.html import highlight_words, legend
 from ui.state import get_predictor, get_run, max_upload_bytes
-from ui.widgets import csv_download, no_runs_yet, run_page, run_picker, show_table
+from ui.widgets import (
+    as_percent,
+    csv_download,
+    no_runs_yet,
+    run_page,
+    run_picker,
+    show_table,
+    sureness_column,
+)
 
 FILE_TYPES = [ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS]
 
@@ -117,14 +125,10 @@ def show_scored(run, uploaded) -> None:
     st.success(message, icon=":material/check_circle:")
     first = [c for c in ("predicted_label", "confidence", NEEDS_REVIEW) if c in table]
     show_table(
-        table,
+        as_percent(table, ["confidence"]),
         key="predict_results",
         column_order=first + [c for c in table.columns if c not in first],
-        column_config={
-            "confidence": st.column_config.ProgressColumn(
-                "how sure", format="percent", min_value=0.0, max_value=1.0
-            )
-        },
+        column_config={"confidence": sureness_column()},
     )
     name = uploaded.name.rsplit(".", 1)[0]
     csv_download(

@@ -5,7 +5,16 @@ import streamlit as st
 from core.figures import loss_figure, validation_figure
 from ui.review_parts import automation, comparison, confusion, headline, load_evaluation
 from ui.state import get_run
-from ui.widgets import csv_download, no_runs_yet, run_page, run_picker, show_table
+from ui.widgets import (
+    as_percent,
+    csv_download,
+    no_runs_yet,
+    percent_column,
+    run_page,
+    run_picker,
+    show_table,
+    sureness_column,
+)
 
 MISTAKE_COLUMNS = ["text", "label", "predicted", "confidence", "top2_label"]
 
@@ -16,14 +25,13 @@ def per_class(evaluation) -> None:
         "Precision: when the model says this label, how often it is right. Recall: of the "
         "tickets with this label, how many it finds. Click a column to sort."
     )
-    percent = st.column_config.NumberColumn(format="percent")
     show_table(
-        evaluation.per_class.sort_values("f1"),
+        as_percent(evaluation.per_class.sort_values("f1"), ["precision", "recall", "f1"]),
         key="review_per_class",
         column_config={
-            "precision": percent,
-            "recall": percent,
-            "f1": percent,
+            "precision": percent_column(),
+            "recall": percent_column(),
+            "f1": percent_column("F1"),
             "support": st.column_config.NumberColumn("test tickets"),
         },
     )
@@ -37,12 +45,10 @@ def mistakes(run, evaluation) -> None:
     )
     wrong = evaluation.confident_mistakes(20)[MISTAKE_COLUMNS]
     show_table(
-        wrong,
+        as_percent(wrong, ["confidence"]),
         key="review_mistakes",
         column_config={
-            "confidence": st.column_config.ProgressColumn(
-                "how sure", format="percent", min_value=0.0, max_value=1.0
-            ),
+            "confidence": sureness_column(),
             "label": "label in file",
             "top2_label": "second choice",
         },

@@ -10,7 +10,7 @@ from core.evaluation import Evaluation
 from core.figures import confusion_figure, coverage_figure, most_confused_labels
 from core.runs import Run, utc_now_iso
 from ui.state import get_store
-from ui.widgets import fmt_pct, fmt_when, show_table
+from ui.widgets import as_percent, fmt_pct, fmt_when, percent_column, show_table, sureness_column
 
 THRESHOLD_FILE = "threshold.json"
 MANY_LABELS = 20
@@ -41,6 +41,7 @@ def headline(run: Run) -> None:
             fmt_pct(model.get(key)),
             delta=None if gain is None else f"{gain:+.1f} pts vs word-count model",
             delta_color="normal" if gain is not None and abs(gain) >= 0.05 else "off",
+            delta_arrow="auto" if gain is not None and abs(gain) >= 0.05 else "off",
             help=f"Word-count baseline: {fmt_pct(baseline.get(key))}; quick model: "
             f"{fmt_pct(quick.get(key))}.",
         )
@@ -85,11 +86,15 @@ def comparison(run: Run) -> None:
             "baseline macro-F1": [s.baseline_macro_f1 for s in rows],
         }
     )
-    percent = st.column_config.NumberColumn(format="percent")
+    shown = as_percent(table, ["accuracy", "macro-F1", "baseline macro-F1"])
     show_table(
-        table,
+        shown,
         key="review_compare",
-        column_config={"accuracy": percent, "macro-F1": percent, "baseline macro-F1": percent},
+        column_config={
+            "accuracy": percent_column(),
+            "macro-F1": percent_column(),
+            "baseline macro-F1": percent_column("word-count model macro-F1"),
+        },
     )
 
 
@@ -142,19 +147,10 @@ def confusion(evaluation: Evaluation) -> None:
         f"predicted as *{predicted}*:"
     )
     show_table(
-        tickets[["text", "confidence", "top2_label"]],
+        as_percent(tickets[["text", "confidence", "top2_label"]], ["confidence"]),
         key="review_cell_tickets",
-        column_config=_confidence_config(),
+        column_config={"confidence": sureness_column(), "top2_label": "second choice"},
     )
-
-
-def _confidence_config() -> dict:
-    return {
-        "confidence": st.column_config.ProgressColumn(
-            "how sure", format="percent", min_value=0.0, max_value=1.0
-        ),
-        "top2_label": st.column_config.TextColumn("second choice"),
-    }
 
 
 def automation(run: Run, evaluation: Evaluation) -> None:

@@ -119,6 +119,25 @@ def no_runs_yet() -> None:
     st.page_link("pages/data.py", label="Go to 1 Data", icon=":material/table_view:")
 
 
+def as_percent(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """A display copy with shares (0-1) in ``columns`` turned into percentages (0-100)."""
+    shown = table.copy()
+    for column in columns:
+        if column in shown:
+            shown[column] = pd.to_numeric(shown[column], errors="coerce") * 100
+    return shown
+
+
+def percent_column(label: str | None = None):
+    """A percentage column with one decimal, like every other figure in the app."""
+    return st.column_config.NumberColumn(label, format="%.1f%%")
+
+
+def sureness_column(label: str = "how sure"):
+    """The model's confidence as a bar with a whole percentage (values from as_percent)."""
+    return st.column_config.ProgressColumn(label, format="%.0f%%", min_value=0.0, max_value=100.0)
+
+
 def show_table(data: pd.DataFrame, key: str, **kwargs) -> None:
     """A read-only table in a container with ``key`` (AppTest: ``at.get_by_key(key)``;
     browser: ``.st-key-<key>``), since a non-selectable st.dataframe keeps no key."""
