@@ -1,0 +1,12 @@
+"""Benchmarks of TicketTune's engine (see bench/README.md). Run the scripts with ``python -m``.
+
+Importing the package sets the environment every benchmark needs, before transformers is
+imported (``python -m bench.x`` imports this package first): the Rust tokenizer's own thread
+pool must not compete with torch for the cores, and a benchmark must never wait on the network.
+"""
+
+import os
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Run every benchmark once, on this machine, with the defaults; logs go to bench/out/<time>/
+# and the summary of all targets (met / not met) is printed at the end (and saved as
+# summary.md there). Run it when nobody else uses the CPU: other work on the same cores makes
+# every number pessimistic (each log's header says the load average).
+#
+#   bench/run_all.sh                                full run, CLINC150 intent (~30 min, 2 cores)
+#   QUALITY_LABELS="intent domain" bench/run_all.sh also time-to-quality on the domain labels
+#   SMOKE=1 bench/run_all.sh                        tiny subsets (~10 min): do the scripts work?
+#
+# Order: time to quality first (it trains the default model), then scoring and responsiveness
+# on that model, then training throughput. A failing script is reported; the others still run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
+
+OUT="bench/out/$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$OUT"
+LABELS=(${QUALITY_LABELS:-intent})
+if [[ "${SMOKE:-0}" == 1 ]]; then
+  LABELS=(domain)
+  QUALITY=(--limit 600)
+  TRAINING=(--limit 600 --steps 5 --warmup-steps 1)
+  SCORING=(--limit 600 --calls 30 --repeats 1)
+  RESPONSIVENESS=(--limit 600 --tickets 1000 --seconds 10 --quiet-seconds 3
+                  --remedies as-is,try-it-1-thread)
+else
+  QUALITY=() TRAINING=() SCORING=() RESPONSIVENESS=()
+fi
+
+failed=()
+run() {  # run NAME MODULE ARGS...: tee stdout+stderr to $OUT/NAME.log
+  local name=$1; shift
+  echo ">>> $name: python -m $*"
+  if ! python -m "$@" 2>&1 | tee "$OUT/$name.log"; then
+    failed+=("$name")
+    echo ">>> $name FAILED (see $OUT/$name.log)"
+  fi
+}
+
+run machine bench.machine
+for label in "${LABELS[@]}"; do
+  run "quality_$label" bench.bench_quality --label "$label" "${QUALITY[@]}"
+done
+# The default (full) model of the first label: scoring and responsiveness use it.
+first="${LABELS[0]}"
+model_args=(--label "$first")
+if run_dir=$(python -m bench.summarize --field default_run_dir "$OUT/quality_$first.log"); then
+  model_args+=(--run "$run_dir")
+fi
+run scoring bench.bench_scoring "${model_args[@]}" "${SCORING[@]}"
+run responsiveness bench.bench_responsiveness "${model_args[@]}" "${RESPONSIVENESS[@]}"
+run training bench.bench_training "${TRAINING[@]}"
+
+echo
+python -m bench.summarize "$OUT"
+echo "Logs: $OUT"
+if (( ${#failed[@]} )); then
+  echo "FAILED: ${failed[*]}"
+  exit 1
+fi
