@@ -3,7 +3,8 @@
 The UI submits a request and then only reads snapshots: a ``JobSnapshot`` is an immutable
 copy of a job's progress taken under the manager's lock, so a page can render it while the
 worker keeps updating. The worker thread never calls UI code and never touches the disk per
-progress step; status.json is written on state changes and history.json once at the end.
+progress step; status.json is written on state changes, history.json at each validation check
+and at the end.
 """
 
 from __future__ import annotations
@@ -305,8 +306,15 @@ class JobManager:
     def _progress_for(self, job: _Job) -> ProgressCallback:
         def progress(event: ProgressEvent) -> None:
             with self._lock:
-                if job.state == "running":
-                    self._apply(job, event)
+                if job.state != "running":
+                    return
+                self._apply(job, event)
+                history = _history_dict(job) if event.eval_metrics is not None else None
+            if history is not None:  # a few times per epoch: curves survive a killed app
+                try:
+                    job.run.write_json(HISTORY_FILE, history)
+                except Exception as exc:
+                    self._note_write_failure(job, HISTORY_FILE, exc)
 
         return progress
 

@@ -62,6 +62,16 @@ class FakeTrainer:
                 if cancel.is_set():
                     raise JobCancelledError()
             return {"gate": request["gate"]}
+        if kind == "checked_then_gate":
+            progress(ProgressEvent("training", step=2, total_steps=10, epoch=0.2, loss=0.7))
+            progress(
+                ProgressEvent(
+                    "training", step=2, total_steps=10, epoch=0.2, eval_metrics={"macro_f1": 0.6}
+                )
+            )
+            self.gate_reached.set()
+            self.gate(request["gate"]).wait(TIMEOUT)
+            return {}
         if kind == "disk_full":
             return self._fill_disk(run)
         raise AssertionError(kind)
@@ -253,6 +263,21 @@ def test_snapshot_of_run_from_earlier_process(store: RunStore, trainer: FakeTrai
         assert new.wait(done, timeout=0.1).state == "succeeded"
     finally:
         new.shutdown()
+
+
+def test_curves_are_on_disk_while_the_job_runs(
+    manager: JobManager, store: RunStore, trainer: FakeTrainer
+) -> None:
+    """After a validation check, history.json already holds the curves, so an app that is
+    killed mid-training still shows them for the interrupted run."""
+    run_id = manager.submit({"kind": "checked_then_gate", "gate": "g"}, name="live")
+    assert trainer.gate_reached.wait(TIMEOUT)
+    history = store.get(run_id).read_json("history.json")
+    assert history["loss"] == [[2, 0.7]]
+    assert history["eval"] == [[2, {"macro_f1": 0.6}]]
+    assert manager.snapshot(run_id).state == "running"
+    trainer.gate("g").set()
+    assert _finished(manager, run_id).state == "succeeded"
 
 
 def test_second_manager_does_not_interrupt_live_job(
