@@ -13,8 +13,8 @@ from ui.data_flow import (
     use_sample,
 )
 from ui.data_widgets import label_editor, seed_widgets, show_report
+from ui.split_choice import split
 from ui.state import current_upload_id, load_table, upload_filename
-from ui.test_tickets import split
 from ui.widgets import run_page, show_table
 
 FILE_TYPES = [ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS]
