@@ -14,6 +14,7 @@ that name is not a run id, so the runs list never shows it.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -65,11 +66,20 @@ class Workspace:
         digest = hashlib.sha256(name.encode("utf-8") + b"\0" + bytes(data)).hexdigest()
         upload_id = digest[:16]
         folder = self._folder(upload_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        if not (folder / DATA_FILE).is_file():
-            atomic_write_bytes(folder / DATA_FILE, bytes(data))
-        meta = {"filename": name, "size_bytes": len(data), "saved_at": utc_now_iso()}
-        atomic_write_json(folder / META_FILE, meta)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if not (folder / DATA_FILE).is_file():
+                atomic_write_bytes(folder / DATA_FILE, bytes(data))
+            meta = {"filename": name, "size_bytes": len(data), "saved_at": utc_now_iso()}
+            atomic_write_json(folder / META_FILE, meta)
+        except OSError as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            why = "the server's disk is full" if full else f"the server could not write it ({exc})"
+            raise DataError(
+                f"The file was not saved: {why}. Free some disk space (old runs can be deleted "
+                "on the Runs page) and upload it again."
+            ) from exc
         self.prune(keep_id=upload_id)
         return upload_id
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 
+import core.workspace as workspace_module
 from core.errors import DataError
 from core.runs import RunStore
 from core.workspace import (
@@ -74,3 +77,16 @@ def test_prune_keeps_the_newest(tmp_path):
     assert workspace.has_upload(ids[-1])
     kept = [i for i in ids if workspace.has_upload(i)]
     assert len(kept) == 2
+
+
+def test_full_disk_on_upload_is_a_plain_error_and_leaves_nothing(tmp_path, monkeypatch):
+    """A full disk while saving an upload says so in words, and no half-saved upload remains."""
+
+    def no_space(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(workspace_module, "atomic_write_bytes", no_space)
+    workspace = Workspace(tmp_path)
+    with pytest.raises(DataError, match="disk is full"):
+        workspace.save_upload(b"text,label\nhi,a\n", "tickets.csv")
+    assert list((tmp_path / "uploads").iterdir()) == []
