@@ -279,13 +279,19 @@ class StreamlitUI:
                 const app = document.querySelector('[data-testid="stApp"]');
                 if (window._e2eObserver) window._e2eObserver.disconnect();
                 window._e2eRerun = false;
-                window._e2eObserver = new MutationObserver(() => {
-                    if (app.getAttribute('data-test-script-state') !== 'notRunning') {
+                // A short run can start and end before the callback fires: then only the
+                // records' old values show that it ran.
+                window._e2eObserver = new MutationObserver((records) => {
+                    const ran = records.some(r => r.oldValue && r.oldValue !== 'notRunning');
+                    if (ran || app.getAttribute('data-test-script-state') !== 'notRunning') {
                         window._e2eRerun = true;
                     }
                 });
-                window._e2eObserver.observe(
-                    app, {attributes: true, attributeFilter: ['data-test-script-state']});
+                window._e2eObserver.observe(app, {
+                    attributes: true,
+                    attributeOldValue: true,
+                    attributeFilter: ['data-test-script-state'],
+                });
             }"""
         )
         yield
