@@ -1,4 +1,4 @@
-"""Benchmarks of TicketTune's engine (see bench/README.md). Run the scripts with ``python -m``.
+"""Benchmarks of TicketTune's engine (figures: bench/RESULTS.md). Run them with ``python -m``.
 
 Importing the package sets the environment every benchmark needs, before transformers is
 imported (``python -m bench.x`` imports this package first): the Rust tokenizer's own thread

@@ -26,10 +26,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a file: make bench/ and core/ importable, set the env
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import bench  # noqa: F401
-
 from bench.common import (
     OUT_DIR,
     SEED,

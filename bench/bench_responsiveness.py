@@ -11,7 +11,7 @@ until the Trainer is stepping, let it train alone for ``--quiet-seconds`` (train
 nobody waiting), then call ``predict`` on one text every ``--interval`` seconds for
 ``--seconds`` seconds (latency p50/p95/max, and training speed meanwhile), then cancel the job.
 
-Remedies (what core would have to change is in bench/README.md):
+Remedies (what each would change in core; results in bench/RESULTS.md):
   as-is                  — what core does today: both threads use torch's default thread count
   try-it-1-thread        — the try-it thread scores with torch.set_num_threads(1)
   split-cores            — training thread uses cores-1 threads, try-it thread 1
@@ -32,10 +32,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-
-if __package__ in (None, ""):  # run as a file: make bench/ and core/ importable, set the env
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import bench  # noqa: F401
 
 import torch
 

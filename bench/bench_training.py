@@ -20,16 +20,10 @@ Only optimizer steps are timed: validation is switched off for the measurement.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Any
-
-if __package__ in (None, ""):  # run as a file: make bench/ and core/ importable, set the env
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import bench  # noqa: F401
 
 import numpy as np
 import pandas as pd

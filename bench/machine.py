@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 from pathlib import Path
 from typing import Any
-
-if __package__ in (None, ""):  # run as a file (python bench/machine.py): make core importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 BUSY_LOAD_PER_CORE = 0.5
 

@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
-
-if __package__ in (None, ""):  # run as a file: make bench/ importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import verdict
 from bench.machine import header_lines
