@@ -22,6 +22,8 @@ from core.errors import DataError
 
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".txt", ".xlsx", ".jsonl", ".json")
+# The same list as file-uploader types (no dots).
+FILE_TYPES = tuple(ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS)
 
 DELIMITER_CANDIDATES = ",;\t|"
 _SNIFF_CHARS = 64 * 1024

@@ -34,6 +34,7 @@ ACTIVE_STATES = ("queued", "running")
 
 RUNS_DIR_ENV = "TICKETTUNE_RUNS_DIR"
 STATUS_FILE = "status.json"
+THRESHOLD_FILE = "threshold.json"
 INTERRUPTED_REASON = (
     "The app stopped while this run was in progress. Start it again from the Train page."
 )
@@ -280,6 +281,30 @@ class Run:
         options: dict[str, Any] = {"keep_default_na": False, "na_values": [""]}
         options.update(read_csv_kwargs)
         return pd.read_csv(path, encoding="utf-8", **options)
+
+    def automation_threshold(self) -> float | None:
+        """The saved "act on its own from this sureness" threshold (0–1), or None if none saved.
+
+        One threshold per run, chosen on the Review page; the try-it box, file scoring, the CLI,
+        the model export and the scoring service all read it through here.
+        """
+        saved = self.read_json(THRESHOLD_FILE, default=None)
+        value = saved.get("threshold") if isinstance(saved, dict) else None
+        if isinstance(value, (int, float)) and 0.0 <= float(value) <= 1.0:
+            return float(value)
+        return None
+
+    def automation_threshold_details(self) -> dict:
+        """What was saved with the threshold (coverage and accuracy at it, when), or {}."""
+        saved = self.read_json(THRESHOLD_FILE, default=None)
+        return saved if isinstance(saved, dict) else {}
+
+    def save_automation_threshold(self, value: float, details: dict | None = None) -> None:
+        """Save the threshold (0–1) with what the Review page measured at it."""
+        if not 0.0 <= float(value) <= 1.0:
+            raise ConfigError(f"The threshold must be between 0 and 1, not {value}.")
+        saved = {**(details or {}), "threshold": float(value), "saved_at": utc_now_iso()}
+        self.write_json(THRESHOLD_FILE, saved)
 
     def status(self) -> dict:
         """Contents of status.json (RunNotFoundError if missing or unreadable)."""

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.io import SUPPORTED_EXTENSIONS
+from core.io import FILE_TYPES
 from ui.data_flow import (
     SAMPLE_PATH,
     get_draft,
@@ -16,8 +16,6 @@ from ui.data_widgets import label_editor, seed_widgets, show_report
 from ui.split_choice import split
 from ui.state import current_upload_id, load_table, upload_filename
 from ui.widgets import run_page, show_table
-
-FILE_TYPES = [ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS]
 
 
 def source() -> str | None:

@@ -5,7 +5,7 @@ import streamlit as st
 from core.errors import DataError
 from core.export import model_archive
 from core.figures import top_labels_figure
-from core.io import SUPPORTED_EXTENSIONS, read_table
+from core.io import FILE_TYPES, read_table
 from core.scoring import NEEDS_REVIEW, score_table
 from ui.html import highlight_words, legend
 from ui.state import get_predictor, get_run, max_upload_bytes
@@ -18,8 +18,6 @@ from ui.widgets import (
     show_table,
     sureness_column,
 )
-
-FILE_TYPES = [ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS]
 
 
 def try_it(run_id: str, predictor) -> None:
@@ -78,7 +76,7 @@ def batch(run, predictor) -> None:
     if table is None:
         return
     columns = choose_columns(run, table, uploaded.file_id)
-    threshold = (run.read_json("threshold.json", default={}) or {}).get("threshold")
+    threshold = run.automation_threshold()
     use_threshold = threshold is not None and st.checkbox(
         f"Mark tickets the model is less than {threshold:.0%} sure about as needs_review "
         "(the threshold chosen on the Review page)",

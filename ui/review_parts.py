@@ -8,11 +8,10 @@ import streamlit as st
 
 from core.evaluation import Evaluation
 from core.figures import confusion_figure, coverage_figure, most_confused_labels
-from core.runs import Run, utc_now_iso
+from core.runs import Run
 from ui.state import get_store
 from ui.widgets import as_percent, fmt_pct, fmt_when, percent_column, show_table, sureness_column
 
-THRESHOLD_FILE = "threshold.json"
 MANY_LABELS = 20
 CLICK_KEY, TRUE_KEY, PRED_KEY = "review_confusion", "review_true", "review_pred"
 _APPLIED = "_review_applied_click"
@@ -154,7 +153,7 @@ def confusion(evaluation: Evaluation) -> None:
 
 
 def automation(run: Run, evaluation: Evaluation) -> None:
-    saved = run.read_json(THRESHOLD_FILE, default={}) or {}
+    saved = run.automation_threshold_details()
     if st.session_state.get(_THRESHOLD_RUN) != run.id or THRESHOLD_KEY not in st.session_state:
         st.session_state[THRESHOLD_KEY] = round(float(saved.get("threshold", 0.0)) * 100)
         st.session_state[_THRESHOLD_RUN] = run.id
@@ -176,7 +175,7 @@ def automation(run: Run, evaluation: Evaluation) -> None:
         key="review_save_threshold",
         icon=":material/save:",
     ):
-        run.write_json(THRESHOLD_FILE, {**point, "saved_at": utc_now_iso()})
+        run.save_automation_threshold(percent / 100, point)
         st.toast(f"Saved: tickets below {percent}% sure will be marked for review.")
     elif saved:
         st.caption(

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.io import SUPPORTED_EXTENSIONS
+from core.io import FILE_TYPES
 from ui.data_flow import process_upload, save_checked_upload
 from ui.state import get_workspace, upload_filename
 
-FILE_TYPES = [ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS]
 SPLIT_MODES = {
     "random": "Hold back 10% of the tickets at random for the final test (recommended)",
     "column": "A column of my file says train / validation / test",
