@@ -105,8 +105,8 @@ def subsample(table: pd.DataFrame, n: int | None, label_column: str) -> pd.DataF
 def load_table(
     path: Path, text_cols: Sequence[str], label_column: str | None, limit: int | None
 ) -> pd.DataFrame:
-    """Read a ticket file the way the app does (core.io) and check the columns exist."""
-    from core.io import read_table
+    """Read a ticket file the way the app does (core.tables) and check the columns exist."""
+    from core.tables import read_table
 
     if not Path(path).is_file():
         raise SystemExit(f"error: no file {path} (pass --data / --test-data)")
@@ -138,11 +138,11 @@ def prepared_tickets(
 
 
 def test_texts(args: argparse.Namespace) -> tuple[list[str], list[str] | None]:
-    """Texts of --test-data joined as the app joins them (core.scoring), and its labels if any.
+    """Texts of --test-data joined as the app joins them (core.text), and its labels if any.
 
     With --limit, the first N rows: scoring speed does not depend on which tickets they are.
     """
-    from core.scoring import ticket_texts
+    from core.text import ticket_texts
 
     columns = text_columns(args)
     table = load_table(args.test_data, columns, None, args.limit)

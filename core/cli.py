@@ -17,11 +17,11 @@ import transformers
 
 from core.config import METHODS, TrainConfig
 from core.errors import TicketTuneError
-from core.io import read_table
 from core.jobs import JobManager, JobSnapshot
 from core.pipeline import TrainingRequest, execute
 from core.runs import RunStore
 from core.schema import LabelScheme
+from core.tables import read_table
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130

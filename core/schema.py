@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import ConfigError, DataError
-from core.io import cell_to_str
+from core.text import clean_cells, ticket_texts
 
 RarePolicy = Literal["drop", "other"]
 RARE_POLICIES: tuple[str, ...] = ("drop", "other")
@@ -151,8 +151,8 @@ class LabelScheme:
         :data:`DROP_REASONS`.
         """
         self.check_columns(df)
-        texts = np.array(_joined_texts(df, self.text_columns), dtype=object)
-        raw = np.array(_clean_cells(df[self.label_column]), dtype=object)
+        texts = np.array(ticket_texts(df, self.text_columns), dtype=object)
+        raw = np.array(clean_cells(df[self.label_column]), dtype=object)
         empty_text = texts == ""
         missing_label = ~empty_text & (raw == "")
         dropped_by_user = ~empty_text & ~missing_label & np.isin(raw, list(self.drop))
@@ -217,7 +217,7 @@ class LabelScheme:
         ``count_rare=False`` to apply only the drops and renames. Rows with empty text are not
         known here, so counts can differ slightly from :meth:`apply`.
         """
-        kept = [label for label in _clean_cells(raw_labels) if label and label not in self.drop]
+        kept = [label for label in clean_cells(raw_labels) if label and label not in self.drop]
         counts = Counter(self.rename.get(label, label) for label in kept)
         if not count_rare:
             return sorted(counts)
@@ -258,16 +258,6 @@ def _as_tuple(value: str | Iterable[str]) -> tuple[str, ...]:
 
 def _clean_rename(rename: Mapping[str, str] | None) -> dict[str, str]:
     return {str(old).strip(): str(new).strip() for old, new in dict(rename or {}).items()}
-
-
-def _clean_cells(values: Iterable[Any]) -> list[str]:
-    return [cell_to_str(value).strip() for value in values]
-
-
-def _joined_texts(df: pd.DataFrame, columns: tuple[str, ...]) -> list[str]:
-    """Each row's non-empty text parts, stripped and joined by a line break (subject, body)."""
-    parts = [_clean_cells(df[column]) for column in columns]
-    return ["\n".join(part for part in row if part) for row in zip(*parts, strict=True)]
 
 
 def _quoted(items: Iterable[str]) -> str:

@@ -7,26 +7,13 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from core.errors import DataError
 from core.inference import Predictor
+from core.text import ticket_texts
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 NEEDS_REVIEW = "needs_review"
 
-
-def ticket_texts(table: pd.DataFrame, text_columns: Sequence[str]) -> list[str]:
-    """Join the text columns of each row the same way training did (non-empty parts, newline)."""
-    missing = [c for c in text_columns if c not in table.columns]
-    if missing:
-        raise DataError(
-            f"The file has no column {', '.join(repr(c) for c in missing)}, which the model "
-            f"reads. Columns in the file: {', '.join(map(str, table.columns))}."
-        )
-    parts = table[list(text_columns)].fillna("").astype(str)
-    return [
-        "\n".join(p.strip() for p in row if p.strip())
-        for row in parts.itertuples(index=False, name=None)
-    ]
+__all__ = ["NEEDS_REVIEW", "score_table", "spreadsheet_safe", "ticket_texts"]
 
 
 def score_table(

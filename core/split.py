@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from core.errors import ConfigError, DataError
-from core.io import cell_to_str
 from core.schema import PreparedData
+from core.text import cell_to_str
 
 SPLIT_COLUMN_VALUES: dict[str, tuple[str, ...]] = {
     "train": ("train", "training"),

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.io import FILE_TYPES
+from core.tables import FILE_TYPES
 from ui.data_flow import (
     SAMPLE_PATH,
     get_draft,

@@ -45,7 +45,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def sample_table() -> pd.DataFrame:
-    from core.io import read_table
+    from core.tables import read_table
 
     return read_table(SAMPLE_TICKETS)
 

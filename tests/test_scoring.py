@@ -5,7 +5,8 @@ import pytest
 
 from core.errors import DataError
 from core.inference import Predictor
-from core.scoring import score_table, spreadsheet_safe, ticket_texts
+from core.scoring import score_table, spreadsheet_safe
+from core.text import ticket_texts
 
 
 @pytest.fixture(scope="module")

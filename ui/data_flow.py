@@ -14,12 +14,13 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from core.columns import guess_label_columns, guess_text_columns
 from core.config import TrainConfig
 from core.errors import DataError, TicketTuneError
-from core.io import cell_to_str, guess_label_columns, guess_text_columns
 from core.report import DataReport, build_report
 from core.schema import LabelScheme, PreparedData
 from core.split import split_data
+from core.text import cell_to_str
 from ui.state import get_workspace, load_table, remember_upload
 
 SAMPLE_PATH = Path(__file__).resolve().parent.parent / "assets" / "sample_tickets.csv"

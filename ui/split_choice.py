@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.io import FILE_TYPES
+from core.tables import FILE_TYPES
 from ui.data_flow import process_upload, save_checked_upload
 from ui.state import get_workspace, upload_filename
 

@@ -18,10 +18,10 @@ import streamlit as st
 
 from core.errors import RunNotFoundError
 from core.inference import Predictor
-from core.io import read_table
 from core.jobs import JobManager
 from core.pipeline import execute
 from core.runs import Run, RunStore, default_runs_dir
+from core.tables import read_table
 from core.workspace import Workspace, default_workspace_dir, is_upload_id
 
 RUN_KEY = "run_id"

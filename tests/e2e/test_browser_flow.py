@@ -19,8 +19,8 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 expect = sync_api.expect
 
 from core.evaluation import Evaluation  # noqa: E402
-from core.io import read_table  # noqa: E402
 from core.runs import Run  # noqa: E402 (after the importorskip)
+from core.tables import read_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "assets" / "sample_tickets.csv"

@@ -11,16 +11,7 @@ import pandas as pd
 import pytest
 
 from core.errors import DataError
-from core.io import (
-    SUPPORTED_EXTENSIONS,
-    cell_to_str,
-    decode_text,
-    describe_columns,
-    guess_label_columns,
-    guess_text_columns,
-    read_table,
-    sniff_delimiter,
-)
+from core.tables import SUPPORTED_EXTENSIONS, decode_text, read_table, sniff_delimiter
 
 CSV = "id,subject,label\n1,Refund for order 12,billing\n2,Cannot log in,login\n"
 
@@ -299,43 +290,3 @@ def test_missing_path_is_a_data_error(tmp_path: Path):
     """A path that does not exist is reported as such."""
     with pytest.raises(DataError, match="no file at"):
         read_table(tmp_path / "nope.csv")
-
-
-def test_cell_to_str_normalises_values():
-    """Cells from any source become text the same way."""
-    values = [None, float("nan"), pd.NA, 3.0, 2.5, True, "x", {"a": 1}]
-    assert [cell_to_str(v) for v in values] == ["", "", "", "3", "2.5", "true", "x", '{"a": 1}']
-
-
-def test_describe_columns_guesses_kinds():
-    """Long varied text is 'text', a few repeated values 'label', unique short values 'id'."""
-    n = 30
-    df = pd.DataFrame(
-        {
-            "ticket_id": [f"T-{i}" for i in range(n)],
-            "created": [f"2025-03-{1 + i % 28:02d} 10:{i:02d}" for i in range(n)],
-            "body": [f"My card was charged twice for order {i}, please help" for i in range(n)],
-            "category": ["billing", "login", "shipping"] * 10,
-            "notes": [""] * n,
-        }
-    )
-    described = {d["name"]: d for d in describe_columns(df)}
-    assert {name: d["kind"] for name, d in described.items()} == {
-        "ticket_id": "id",
-        "created": "other",
-        "body": "text",
-        "category": "label",
-        "notes": "other",
-    }
-    assert described["category"]["distinct"] == 3
-    assert described["category"]["non_empty"] == n
-    assert described["notes"]["non_empty"] == 0
-    assert described["ticket_id"]["mean_length"] == 3.7
-
-
-def test_sample_columns_are_guessed(sample_table):
-    """On the sample export, body/subject are the text and category the best label."""
-    assert guess_text_columns(sample_table) == ["body", "subject"]
-    labels = guess_label_columns(sample_table)
-    assert labels[0] == "category"
-    assert set(labels) == {"category", "team", "priority", "customer_tier"}
