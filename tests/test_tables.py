@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import zipfile
@@ -11,7 +12,15 @@ import pandas as pd
 import pytest
 
 from core.errors import DataError
-from core.tables import SUPPORTED_EXTENSIONS, decode_text, read_table, sniff_delimiter
+from core.tables import (
+    ENCODINGS,
+    SUPPORTED_EXTENSIONS,
+    decode_text,
+    describe_encoding,
+    read_table,
+    read_table_details,
+    sniff_delimiter,
+)
 
 CSV = "id,subject,label\n1,Refund for order 12,billing\n2,Cannot log in,login\n"
 
@@ -93,6 +102,194 @@ def test_cp1252_western_comes_back_right():
     assert df["name"].tolist() == ["Müller", "José"]
     assert df["body"].tolist() == ["Café order “late” – naïve Zoë", "Reçu manquant"]
     assert df.attrs["encoding"] == "cp1252"
+
+
+#: Ticket exports as legacy Windows/Unix tools write them: (encoding, codecs that read the same
+#: text, rows). Short files are the hard case for detection: few bytes to go on.
+LEGACY_EXPORTS = {
+    "russian": (
+        "cp1251",
+        {"cp1251"},
+        [
+            ("id", "тема", "описание", "категория"),
+            ("1", "Принтер не печатает", "Принтер на третьем этаже не печатает с утра.", "железо"),
+            (
+                "2",
+                "Не могу войти в почту",
+                "После смены пароля почта пишет, что он неверный.",
+                "доступ",
+            ),
+            (
+                "3",
+                "Счёт за март",
+                "Прошу выслать копию счёта, бухгалтерия его не получила.",
+                "оплата",
+            ),
+        ],
+    ),
+    "japanese": (
+        "shift_jis",
+        {"shift_jis", "cp932"},
+        [
+            ("id", "件名", "本文", "カテゴリ"),
+            ("1", "プリンターが動かない", "三階のプリンターが朝から印刷できません。", "機器"),
+            (
+                "2",
+                "メールにログインできない",
+                "パスワードを変更した後、ログインできません。",
+                "アクセス",
+            ),
+            ("3", "請求書について", "三月分の請求書の写しを送ってください。", "請求"),
+        ],
+    ),
+    "chinese": (
+        "gb18030",
+        {"gb18030", "gbk"},
+        [
+            ("id", "主题", "内容", "类别"),
+            ("1", "打印机无法打印", "三楼的打印机从早上开始就无法打印，红灯一直在闪。", "硬件"),
+            ("2", "无法登录邮箱", "修改密码后，邮箱一直提示密码错误，请帮忙处理。", "账号"),
+            ("3", "三月份发票", "请重新发送三月份的发票副本，财务部没有收到。", "付款"),
+        ],
+    ),
+    "french_german": (
+        "cp1252",
+        {"cp1252"},
+        [
+            ("id", "sujet", "message", "catégorie"),
+            (
+                "1",
+                "Imprimante en panne",
+                "L'imprimante du troisième étage n'imprime plus.",
+                "matériel",
+            ),
+            (
+                "2",
+                "Passwort vergessen",
+                "Nach der Änderung kann ich mich nicht anmelden, Grüße.",
+                "zugang",
+            ),
+            (
+                "3",
+                "Facture de mars",
+                "Pourriez-vous renvoyer la facture ? La comptabilité l'attend.",
+                "facturation",
+            ),
+        ],
+    ),
+    "polish_czech_latin2": (
+        "iso8859-2",
+        {"iso8859-2"},
+        [
+            ("id", "temat", "treść", "kategoria"),
+            (
+                "1",
+                "Drukarka nie działa",
+                "Drukarka na trzecim piętrze nie drukuje, świeci się lampka.",
+                "sprzęt",
+            ),
+            (
+                "2",
+                "Nemohu se přihlásit",
+                "Po změně hesla mi e-mail hlásí, že heslo je špatné.",
+                "přístup",
+            ),
+            (
+                "3",
+                "Faktura za marzec",
+                "Proszę o ponowne przesłanie faktury, księgowość jej nie ma.",
+                "płatności",
+            ),
+        ],
+    ),
+    "polish_czech_windows": (
+        "cp1250",
+        {"cp1250"},
+        [
+            ("id", "temat", "treść", "kategoria"),
+            (
+                "1",
+                "Źle naliczona opłata",
+                "Proszę o korektę faktury, opłata naliczona dwa razy.",
+                "płatności",
+            ),
+            (
+                "2",
+                "Tiskárna netiskne",
+                "Tiskárna ve třetím patře netiskne, svítí červená kontrolka.",
+                "hardware",
+            ),
+            (
+                "3",
+                "Drukarka nie działa",
+                "Drukarka na trzecim piętrze od rana nie drukuje.",
+                "sprzęt",
+            ),
+        ],
+    ),
+}
+
+
+def legacy_export(language: str) -> tuple[bytes, pd.DataFrame]:
+    """The bytes of a legacy export, and the table they hold."""
+    encoding, _, rows = LEGACY_EXPORTS[language]
+    table = pd.DataFrame(rows[1:], columns=pd.Index(rows[0], dtype=object), dtype=object)
+    return table.to_csv(index=False).encode(encoding), table
+
+
+@pytest.mark.parametrize("language", sorted(LEGACY_EXPORTS))
+def test_legacy_encodings_are_detected_and_reported(language):
+    """Russian, Japanese, Chinese, French/German and Polish/Czech exports in their Windows (or
+    ISO) code pages come back as the text that was written, not mojibake, and the encoding used
+    is reported as guessed."""
+    data, table = legacy_export(language)
+    read = read_table_details(data, filename="tickets.csv")
+    pd.testing.assert_frame_equal(read.frame, table)
+    assert read.encoding in LEGACY_EXPORTS[language][1]
+    assert read.encoding_guessed
+    assert read.frame.attrs["encoding"] == read.encoding
+
+
+def test_chosen_encoding_overrides_the_guess():
+    """An analyst's choice is used as given (even a wrong one) and reported as chosen."""
+    data, table = legacy_export("polish_czech_latin2")
+    wrong = read_table_details(data, filename="t.csv", encoding="Windows-1252")
+    assert (wrong.encoding, wrong.encoding_guessed) == ("cp1252", False)
+    assert wrong.frame.columns[2] == "tre¶æ", "ś and ć are other letters in Windows-1252"
+    right = read_table(data, filename="t.csv", encoding="ISO-8859-2")
+    pd.testing.assert_frame_equal(right, table)
+    assert right.attrs["encoding"] == "iso8859-2"
+
+
+def test_unknown_encoding_name_is_a_clear_error():
+    with pytest.raises(DataError, match=r"does not know the text encoding 'klingon'.*cp1251"):
+        read_table(CSV.encode(), filename="t.csv", encoding="klingon")
+
+
+def test_bytes_that_do_not_decode_in_the_chosen_encoding_are_a_clear_error():
+    """Shift-JIS bytes read as UTF-8: the message names the encoding, the place, what to do."""
+    data, _ = legacy_export("japanese")
+    with pytest.raises(DataError, match=r"cannot be read as Unicode \(UTF-8\).*position") as info:
+        read_table(data, filename="t.csv", encoding="utf-8")
+    assert "Pick another encoding" in str(info.value)
+
+
+def test_utf8_is_not_reported_as_guessed():
+    read = read_table_details("id,body\n1,Zoë\n".encode(), filename="t.csv")
+    assert (read.encoding, read.encoding_guessed, read.format, read.delimiter) == (
+        "utf-8",
+        False,
+        "csv",
+        ",",
+    )
+
+
+def test_encoding_names_are_pythons_and_described():
+    """ENCODINGS uses Python's own codec names (what read_table reports), each with a name
+    analysts know."""
+    assert all(codecs.lookup(name).name == name for name in ENCODINGS)
+    assert describe_encoding("windows-1251") == "Cyrillic (Windows-1251)"
+    assert describe_encoding("mac-roman") == "mac-roman"
 
 
 def test_utf16_with_bom_is_read():
