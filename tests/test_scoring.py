@@ -3,25 +3,13 @@
 import pandas as pd
 import pytest
 
-from core.errors import DataError
 from core.inference import Predictor
 from core.scoring import score_table, spreadsheet_safe
-from core.text import ticket_texts
 
 
 @pytest.fixture(scope="module")
 def predictor(trained_run) -> Predictor:
     return Predictor.load(trained_run.path)
-
-
-def test_text_columns_are_joined_like_training():
-    table = pd.DataFrame({"subject": ["Refund", "", " "], "body": ["for order 7", "hi", ""]})
-    assert ticket_texts(table, ["subject", "body"]) == ["Refund\nfor order 7", "hi", ""]
-
-
-def test_missing_text_column_names_the_columns_there_are():
-    with pytest.raises(DataError, match=r"no column 'body'.*Columns in the file: subject"):
-        ticket_texts(pd.DataFrame({"subject": ["x"]}), ["body"])
 
 
 def test_scored_table_keeps_rows_and_adds_predictions(predictor):
