@@ -2,10 +2,11 @@
 
 A refresh starts a new Streamlit session, so nothing in session state survives it. The app keeps
 the id of the current upload in the URL (``?data=<id>``) and finds the file and the analyst's
-half-finished label setup here. Layout::
+half-finished label setup here, and the text encoding the analyst chose for the file ("encoding"
+in meta.json; absent or null: detect it). Layout::
 
     <workspace>/uploads/<upload id>/data        the uploaded bytes, as uploaded
-    <workspace>/uploads/<upload id>/meta.json   {"filename", "size_bytes", "saved_at"}
+    <workspace>/uploads/<upload id>/meta.json   {"filename", "size_bytes", "saved_at", "encoding"}
     <workspace>/uploads/<upload id>/draft.json  column choices and label edits (any JSON dict)
 
 The workspace lives in ``$TICKETTUNE_WORKSPACE_DIR`` if set, else in ``<runs dir>/_workspace``;
@@ -71,6 +72,7 @@ class Workspace:
             if not (folder / DATA_FILE).is_file():
                 atomic_write_bytes(folder / DATA_FILE, bytes(data))
             meta = {"filename": name, "size_bytes": len(data), "saved_at": utc_now_iso()}
+            meta["encoding"] = _read_json(folder / META_FILE).get("encoding")
             atomic_write_json(folder / META_FILE, meta)
         except OSError as exc:
             shutil.rmtree(folder, ignore_errors=True)
@@ -95,6 +97,21 @@ class Workspace:
             ) from None
         meta = _read_json(folder / META_FILE)
         return data, str(meta.get("filename") or "upload.csv")
+
+    def save_encoding(self, upload_id: str, encoding: str | None) -> None:
+        """Remember the text encoding the analyst chose for this upload (None: detect it)."""
+        folder = self._folder(upload_id)
+        meta = _read_json(folder / META_FILE)
+        if not meta:
+            raise DataError("The uploaded file is no longer on the server. Upload it again.")
+        atomic_write_json(folder / META_FILE, {**meta, "encoding": encoding or None})
+
+    def load_encoding(self, upload_id: str) -> str | None:
+        """The text encoding the analyst chose for this upload, or None (detect it)."""
+        if not is_upload_id(upload_id):
+            return None
+        encoding = _read_json(self._folder(upload_id) / META_FILE).get("encoding")
+        return encoding if isinstance(encoding, str) and encoding else None
 
     def has_upload(self, upload_id: str) -> bool:
         return is_upload_id(upload_id) and (self._folder(upload_id) / DATA_FILE).is_file()

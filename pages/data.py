@@ -13,8 +13,9 @@ from ui.data_flow import (
     use_sample,
 )
 from ui.data_widgets import label_editor, seed_widgets, show_report
+from ui.encoding_choice import table_with_encoding_choice
 from ui.split_choice import split
-from ui.state import current_upload_id, load_table, upload_filename
+from ui.state import current_upload_id, upload_filename
 from ui.widgets import run_page, show_table
 
 
@@ -100,7 +101,7 @@ def main() -> None:
             "with the label you want predicted. Or try the sample tickets."
         )
         return
-    table = load_table(upload_id)
+    table = table_with_encoding_choice(upload_id)
     st.caption(
         f"**{upload_filename(upload_id)}**: {len(table):,} rows, {len(table.columns)} columns"
     )

@@ -155,6 +155,34 @@ def test_upload_guesses_columns_and_shows_the_report():
     assert at.query_params["data"]
 
 
+def test_a_windows_1251_file_says_its_encoding_and_another_can_be_picked():
+    """A Russian export in Windows-1251 reads as Russian and says so; the analyst can pick
+    another encoding, and the choice survives a refresh."""
+    russian = {"billing": "оплата", "login": "вход", "shipping": "доставка", "hardware": "железо"}
+    names = {"subject": "тема", "body": "описание", "category": "категория", "team": "команда"}
+    frame = ticket_frame().rename(columns=names)
+    frame["категория"] = frame["категория"].map(russian)
+    frame["описание"] += ". Срочно, пожалуйста!"
+    at = upload(open_page("pages/data.py"), frame.to_csv(index=False).encode("cp1251"))
+    no_errors(at)
+    assert "Read as **Cyrillic (Windows-1251)**, detected" in " ".join(c.value for c in at.caption)
+    assert "категория" in at.selectbox(key="data_label_column").options
+    upload_id = at.query_params["data"]
+    at.selectbox(key=f"data_encoding_{upload_id}").set_value("cp1252").run()
+    assert not at.exception
+    captions = " ".join(c.value for c in at.caption)
+    assert "Read as **Western European (Windows-1252)**, as you chose" in captions
+    assert "категория" not in at.selectbox(key="data_label_column").options
+
+    refreshed = open_page("pages/data.py", data=upload_id)  # a new session, as after a refresh
+    picker = refreshed.selectbox(key=f"data_encoding_{upload_id}")
+    assert picker.value == "cp1252"
+    picker.set_value("detect").run()
+    no_errors(refreshed)
+    assert "категория" in refreshed.selectbox(key="data_label_column").options
+    assert Workspace().load_encoding(upload_id) is None
+
+
 def test_label_rename_merge_and_drop_survive_a_refresh():
     at = upload(open_page("pages/data.py"), ticket_frame())
     at.multiselect(key="data_text_columns").set_value(["subject", "body"]).run()

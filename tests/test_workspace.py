@@ -43,6 +43,23 @@ def test_draft_round_trip(runs_dir):
     assert load_draft(upload_id) == draft
 
 
+def test_chosen_encoding_is_kept_with_the_upload(tmp_path):
+    """The encoding an analyst picks survives a new session and the same file uploaded again;
+    None means detect it."""
+    workspace = Workspace(tmp_path)
+    upload_id = workspace.save_upload("id,тема\n1,Принтер\n".encode("cp1251"), "t.csv")
+    assert workspace.load_encoding(upload_id) is None
+    workspace.save_encoding(upload_id, "cp1251")
+    assert Workspace(tmp_path).load_encoding(upload_id) == "cp1251"
+    workspace.save_upload("id,тема\n1,Принтер\n".encode("cp1251"), "t.csv")
+    assert workspace.load_encoding(upload_id) == "cp1251"
+    workspace.save_encoding(upload_id, None)
+    assert workspace.load_encoding(upload_id) is None
+    workspace.delete_upload(upload_id)
+    with pytest.raises(DataError, match="Upload it again"):
+        workspace.save_encoding(upload_id, "cp1251")
+
+
 def test_workspace_is_beside_the_runs_and_not_listed(runs_dir):
     store = RunStore()
     save_upload(b"a,b\n1,2\n", "t.csv")

@@ -21,7 +21,7 @@ from core.inference import Predictor
 from core.jobs import JobManager
 from core.pipeline import execute
 from core.runs import Run, RunStore, default_runs_dir
-from core.tables import read_table
+from core.tables import TableRead, read_table_details
 from core.workspace import Workspace, default_workspace_dir, is_upload_id
 
 RUN_KEY = "run_id"
@@ -78,14 +78,23 @@ def forget_predictor() -> None:
 
 
 @st.cache_resource(show_spinner="Reading the file…", max_entries=6)
-def _table_for(workspace_root: str, upload_id: str) -> pd.DataFrame:
+def _table_for(workspace_root: str, upload_id: str, encoding: str | None) -> TableRead:
     data, filename = Workspace(workspace_root).load_upload(upload_id)
-    return read_table(data, filename=filename, max_bytes=max_upload_bytes())
+    return read_table_details(
+        data, filename=filename, max_bytes=max_upload_bytes(), encoding=encoding
+    )
+
+
+def load_table_details(upload_id: str) -> TableRead:
+    """The uploaded table and how it was read, in the text encoding the analyst chose for it
+    (detected when they chose none). Cached and shared: do not modify the frame."""
+    workspace = get_workspace()
+    return _table_for(str(workspace.root), upload_id, workspace.load_encoding(upload_id))
 
 
 def load_table(upload_id: str) -> pd.DataFrame:
     """The uploaded table (cached, shared: do not modify it). DataError if unreadable."""
-    return _table_for(str(get_workspace().root), upload_id)
+    return load_table_details(upload_id).frame
 
 
 def upload_filename(upload_id: str) -> str:
