@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--text-column", action="append", dest="text_columns")
     predict.add_argument("--threshold", type=float, help="mark rows below this confidence")
 
+    for command in (train, evaluate, predict):
+        command.add_argument("--encoding", help="text encoding of the files, e.g. cp1251")
+
     runs = sub.add_parser("runs", help="list runs with their status and test scores")
     runs.add_argument("--runs-dir")
     return parser
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    table = read_table(args.data)
+    table = read_table(args.data, encoding=args.encoding)
     scheme = LabelScheme(
         text_columns=tuple(args.text_columns),
         label_column=args.label_column,
@@ -104,7 +107,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         table=table,
         scheme=scheme,
         config=config,
-        test_table=read_table(args.test_data) if args.test_data else None,
+        test_table=read_table(args.test_data, encoding=args.encoding) if args.test_data else None,
         split_column=args.split_column,
         source_name=Path(args.data).name,
         test_source_name=Path(args.test_data).name if args.test_data else "",
@@ -186,7 +189,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         drop=saved.drop if saved else (),
         min_count=1,
     )
-    prepared = scheme.apply(read_table(args.data))
+    prepared = scheme.apply(read_table(args.data, encoding=args.encoding))
     probabilities = predictor.predict_proba(prepared.frame["text"].tolist())
     result = evaluate(prepared.frame, probabilities, predictor.labels).metrics
     print(json.dumps({k: result[k] for k in ("accuracy", "macro_f1", "weighted_f1", "n")}))
@@ -201,7 +204,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     text_columns = args.text_columns or (list(saved.text_columns) if saved else None)
     if not text_columns:
         raise TicketTuneError("Say which column holds the ticket text: --text-column.")
-    table = read_table(args.data)
+    table = read_table(args.data, encoding=args.encoding)
     scored = score_table(predictor, table, text_columns, threshold=args.threshold)
     spreadsheet_safe(scored).to_csv(args.out, index=False)
     print(f"Wrote {len(scored)} scored tickets to {args.out}", file=sys.stderr)

@@ -89,3 +89,34 @@ def test_module_entry_point_runs_as_a_process(tmp_path):
     )  # fmt: skip
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and bad.stderr.startswith("error:")
+
+
+def test_encoding_option_reads_legacy_files(tmp_path, capsys, trained_run):
+    """--encoding is how a file is read by predict, evaluate and train; a wrong or unknown one
+    is a one-line error."""
+    tickets = pd.DataFrame(
+        {
+            "тема": ["Принтер не печатает", "Не могу войти в почту"],
+            "описание": ["Принтер на третьем этаже не печатает.", "Пароль не подходит."],
+            "team": ["железо", "доступ"],
+        }
+    )
+    data = tmp_path / "tickets.csv"
+    data.write_bytes(tickets.to_csv(index=False).encode("cp1251"))
+    out = tmp_path / "scored.csv"
+    predict = ["predict", str(trained_run.path), "--data", str(data), "--out", str(out)]
+    predict += ["--text-column", "описание"]
+
+    assert main([*predict, "--encoding", "cp1251"]) == 0
+    assert pd.read_csv(out)["описание"].tolist() == tickets["описание"].tolist()
+    capsys.readouterr()
+    assert main([*predict, "--encoding", "cp1252"]) == 2, "read as Western, the column is gone"
+    assert "no column 'описание'" in capsys.readouterr().err
+    evaluate = ["evaluate", str(trained_run.path), "--data", str(data), "--encoding", "klingon"]
+    assert main(evaluate) == 2
+    assert "does not know the text encoding 'klingon'" in capsys.readouterr().err
+    train = ["train", "--data", str(data), "--text-column", "описание", "--label-column", "team"]
+    assert main([*train, "--encoding", "utf-8", "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "cannot be read as Unicode (UTF-8)" in err
+    assert err.strip().count("\n") == 0
