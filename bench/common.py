@@ -142,11 +142,11 @@ def test_texts(args: argparse.Namespace) -> tuple[list[str], list[str] | None]:
 
     With --limit, the first N rows: scoring speed does not depend on which tickets they are.
     """
-    from core.text import ticket_texts
+    from core.text import clean_cells, ticket_texts
 
     columns = text_columns(args)
     table = load_table(args.test_data, columns, None, args.limit)
-    labels = table[args.label].astype(str).tolist() if args.label in table.columns else None
+    labels = clean_cells(table[args.label]) if args.label in table.columns else None
     return ticket_texts(table, columns), labels
 
 
