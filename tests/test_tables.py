@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import io
 import json
 import zipfile
@@ -12,15 +11,7 @@ import pandas as pd
 import pytest
 
 from core.errors import DataError
-from core.tables import (
-    ENCODINGS,
-    SUPPORTED_EXTENSIONS,
-    decode_text,
-    describe_encoding,
-    read_table,
-    read_table_details,
-    sniff_delimiter,
-)
+from core.tables import SUPPORTED_EXTENSIONS, read_table, read_table_details, sniff_delimiter
 
 CSV = "id,subject,label\n1,Refund for order 12,billing\n2,Cannot log in,login\n"
 
@@ -284,23 +275,10 @@ def test_utf8_is_not_reported_as_guessed():
     )
 
 
-def test_encoding_names_are_pythons_and_described():
-    """ENCODINGS uses Python's own codec names (what read_table reports), each with a name
-    analysts know."""
-    assert all(codecs.lookup(name).name == name for name in ENCODINGS)
-    assert describe_encoding("windows-1251") == "Cyrillic (Windows-1251)"
-    assert describe_encoding("mac-roman") == "mac-roman"
-
-
 def test_utf16_with_bom_is_read():
     """Excel's 'Unicode text' export (UTF-16 with BOM, tab-separated) is readable."""
     df = read_table("id\tbody\n1\tSøren\n".encode("utf-16"), filename="t.txt")
     assert df["body"].tolist() == ["Søren"]
-
-
-def test_decode_text_reports_encoding():
-    """decode_text names the encoding it used."""
-    assert decode_text("Zoë".encode()) == ("Zoë", "utf-8")
 
 
 @pytest.mark.parametrize("content", [b"", b"   \n\r\n  ", b"\xef\xbb\xbf\n"])

@@ -11,8 +11,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.encodings import ENCODINGS, describe_encoding
 from core.errors import DataError
-from core.tables import ENCODINGS, TableRead, describe_encoding
+from core.tables import TableRead
 from ui.data_flow import _DRAFTS
 from ui.data_widgets import _SEEDED_FOR
 from ui.state import get_workspace, load_table_details
