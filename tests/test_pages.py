@@ -92,7 +92,7 @@ def trained_runs(tmp_path_factory, tiny_model_dir) -> Path:
 @pytest.fixture
 def with_trained_run(trained_runs, isolated_app) -> str:
     shutil.copytree(trained_runs, isolated_app, dirs_exist_ok=True)
-    return RunStore(isolated_app).latest().run_id
+    return next(s.run_id for s in RunStore(isolated_app).list() if s.state == "succeeded")
 
 
 def open_page(page: str, **query) -> AppTest:
