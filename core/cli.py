@@ -15,6 +15,7 @@ from typing import Any
 
 import transformers
 
+from core import atomic
 from core.config import METHODS, TrainConfig
 from core.errors import TicketTuneError
 from core.jobs import JobManager, JobSnapshot
@@ -60,7 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--data", required=True)
     predict.add_argument("--out", required=True, help="CSV file to write")
     predict.add_argument("--text-column", action="append", dest="text_columns")
-    predict.add_argument("--threshold", type=float, help="mark rows below this confidence")
+    review = predict.add_mutually_exclusive_group()
+    review.add_argument(
+        "--threshold",
+        type=float,
+        help="mark rows the model is less sure about (0-1) as needs_review "
+        "(default: the threshold saved with the run, if any)",
+    )
+    review.add_argument(
+        "--no-threshold", action="store_true", help="no needs_review column, whatever was saved"
+    )
 
     for command in (train, evaluate, predict):
         command.add_argument("--encoding", help="text encoding of the files, e.g. cp1251")
@@ -204,9 +214,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     text_columns = args.text_columns or (list(saved.text_columns) if saved else None)
     if not text_columns:
         raise TicketTuneError("Say which column holds the ticket text: --text-column.")
+    threshold = None if args.no_threshold else args.threshold
+    if threshold is None and not args.no_threshold:
+        threshold = predictor.threshold
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise TicketTuneError(f"--threshold must be between 0 and 1 (got {threshold}).")
     table = read_table(args.data, encoding=args.encoding)
-    scored = score_table(predictor, table, text_columns, threshold=args.threshold)
-    spreadsheet_safe(scored).to_csv(args.out, index=False)
+    scored = score_table(predictor, table, text_columns, threshold=threshold)
+    atomic.write_text(args.out, spreadsheet_safe(scored).to_csv(index=False))
     print(f"Wrote {len(scored)} scored tickets to {args.out}", file=sys.stderr)
     print(json.dumps({"out": args.out, "n": len(scored)}))
     return 0

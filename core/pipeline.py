@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import platform
-import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import pandas as pd
 import torch
 import transformers
 
+from core import atomic
 from core.baseline import run_baseline
 from core.config import TrainConfig
 from core.errors import DataError
@@ -144,12 +144,12 @@ def _split_frames(split: DataSplit):
 
 
 def _save_model(run: Run, outcome: TrainingOutcome) -> None:
-    """Write into a temporary folder and swap it in, so a crash never leaves half a model."""
-    staging = run.path / "model.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    save_classifier(outcome.model, outcome.tokenizer, outcome.meta, staging)
-    shutil.rmtree(run.model_dir, ignore_errors=True)
-    staging.rename(run.model_dir)
+    """Save into a staging folder and swap it in, so a crash never leaves half a model."""
+
+    def fill(folder):
+        save_classifier(outcome.model, outcome.tokenizer, outcome.meta, folder)
+
+    atomic.replace_folder(run.model_dir, fill)
 
 
 def _metrics(

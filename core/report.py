@@ -7,14 +7,15 @@ was found and what to do about it. The report is a plain dataclass that round-tr
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from core.schema import DROPPED_BY_USER, EMPTY_TEXT, MISSING_LABEL, RARE_LABEL, PreparedData
+from core.serialization import from_known_fields
 
 if TYPE_CHECKING:
     from core.split import DataSplit
@@ -60,10 +61,9 @@ class DataReport:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DataReport:
-        """Rebuild a report; keys this version does not know are ignored."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in d.items() if key in known})
+    def from_dict(cls, d: Mapping[str, Any]) -> DataReport:
+        """Rebuild a report; unknown keys are ignored, missing required ones a ConfigError."""
+        return from_known_fields(cls, d, "the saved data report")
 
 
 def build_report(

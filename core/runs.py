@@ -2,13 +2,12 @@
 
 A run folder holds ``status.json`` (state machine + display name) and whatever the
 pipeline stores next to it (config.json, scheme.json, metrics.json, predictions.csv, the
-model). Every write goes through a temp file + ``os.replace`` so a crash or a full disk
-never leaves a half-written file behind: readers see either the old or the new content.
+model). Every write goes through :mod:`core.atomic`, so a crash or a full disk never leaves a
+half-written file behind: readers see either the old or the new content.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import io
 import json
@@ -16,21 +15,30 @@ import os
 import re
 import shutil
 import socket
-import tempfile
 import threading
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import numpy as np
 import pandas as pd
+import psutil
 
+from core import atomic
 from core.errors import ConfigError, RunNotFoundError
 
 RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 FINISHED_STATES = ("succeeded", "failed", "cancelled", "interrupted")
 ACTIVE_STATES = ("queued", "running")
+#: What the analyst sees for each state, on every page (Home, Runs, the job views).
+STATE_LABELS: dict[str, str] = {
+    "queued": "waiting",
+    "running": "training…",
+    "succeeded": "finished",
+    "failed": "failed",
+    "cancelled": "cancelled",
+    "interrupted": "interrupted",
+}
 
 RUNS_DIR_ENV = "TICKETTUNE_RUNS_DIR"
 STATUS_FILE = "status.json"
@@ -60,69 +68,9 @@ def utc_now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-# --------------------------------------------------------------------------- atomic writes
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that readers never see a partial file.
-
-    The folder must exist: a writer must not silently re-create a deleted run folder.
-    """
-    target = Path(path)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    _fsync_dir(target.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Persist the rename itself (best effort; not supported on every platform)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def json_default(obj: Any) -> Any:
-    """``json.dumps`` fallback for numpy scalars/arrays, paths, timestamps and sets."""
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if isinstance(obj, (dt.datetime, dt.date, pd.Timestamp)):
-        return obj.isoformat()
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj, key=str)
-    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
-
-
-def to_json_text(obj: Any) -> str:
-    return json.dumps(obj, indent=2, ensure_ascii=False, default=json_default) + "\n"
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Serialise first (so a bad object never touches the disk), then write atomically."""
-    atomic_write_text(path, to_json_text(obj))
+def state_label(state: str) -> str:
+    """The analyst's name for a run state (see STATE_LABELS)."""
+    return STATE_LABELS.get(state, state)
 
 
 # ------------------------------------------------------------------------------- run ids
@@ -233,14 +181,11 @@ class Run:
     def exists(self, name: str) -> bool:
         return self.file(name).is_file()
 
-    def write_bytes(self, name: str, data: bytes) -> None:
-        atomic_write_bytes(self._target(name), data)
-
     def write_text(self, name: str, text: str) -> None:
-        atomic_write_text(self._target(name), text)
+        atomic.write_text(self._target(name), text)
 
     def write_json(self, name: str, obj: Any) -> None:
-        atomic_write_json(self._target(name), obj)
+        atomic.write_json(self._target(name), obj)
 
     def read_text(self, name: str, default: str | None = None) -> str | None:
         try:
@@ -453,13 +398,6 @@ class RunStore:
         summaries.sort(key=lambda s: (s.created_at or "", s.run_id), reverse=True)
         return summaries
 
-    def latest(self, state: str | None = "succeeded") -> RunSummary | None:
-        """Newest run in ``state`` (any state if None)."""
-        for summary in self.list():
-            if state is None or summary.state == state:
-                return summary
-        return None
-
     def rename(self, run_id: str, name: str) -> None:
         """Change the display name only; the id and folder stay."""
         display = (name or "").strip()
@@ -516,22 +454,10 @@ def mark_live(run: Run, live: bool = True) -> None:
             _LIVE_RUNS.discard(run.path.resolve())
 
 
-def _pid_alive(pid: int) -> bool:
-    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
-
-
 def _owner_alive(run: Run, status: dict) -> bool:
     """Whether an active run still has a live owner (this process's jobs or another process)."""
     pid, host = status.get("pid"), status.get("host")
     if not isinstance(pid, int) or pid <= 0 or pid == os.getpid() or host != socket.gethostname():
         with _STATUS_LOCK:
             return run.path.resolve() in _LIVE_RUNS
-    return _pid_alive(pid)
+    return psutil.pid_exists(pid)

@@ -10,13 +10,14 @@ import json
 import operator
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from core.errors import ConfigError, DataError
+from core.serialization import from_known_fields
 from core.text import clean_cells, ticket_texts
 
 RarePolicy = Literal["drop", "other"]
@@ -106,17 +107,8 @@ class LabelScheme:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> LabelScheme:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(
-                f"The saved label setup has unknown settings: {', '.join(unknown)}. "
-                "It may come from a newer TicketTune; set up the labels again."
-            )
-        missing = [name for name in ("text_columns", "label_column") if name not in d]
-        if missing:
-            raise ConfigError(f"The saved label setup lacks {', '.join(missing)}.")
-        return cls(**dict(d))
+        """Unknown keys (a newer TicketTune) are ignored; missing required ones a ConfigError."""
+        return from_known_fields(cls, d, "the saved label setup")
 
     def check_columns(self, df: pd.DataFrame) -> None:
         """Raise a DataError naming the chosen columns the table lacks and those it has."""

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import pandas as pd
 
-from core.inference import Predictor
+from core.inference import NEEDS_REVIEW, Predictor
 from core.text import ticket_texts
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-NEEDS_REVIEW = "needs_review"
 
 __all__ = ["NEEDS_REVIEW", "score_table", "spreadsheet_safe", "ticket_texts"]
 
@@ -31,13 +29,13 @@ def score_table(
     """
     texts = ticket_texts(table, text_columns)
     filled = [i for i, t in enumerate(texts) if t]
-    scores = predictor.predict_frame([texts[i] for i in filled], on_batch=on_batch)
+    kept = [texts[i] for i in filled]
+    scores = predictor.predict_frame(kept, threshold=threshold, on_batch=on_batch)
     scores.index = filled
     scores = scores.reindex(range(len(texts)))
     result = pd.concat([table.reset_index(drop=True), scores.reset_index(drop=True)], axis=1)
-    if threshold is not None:
-        confidence = result["confidence"].to_numpy(dtype=float)
-        result[NEEDS_REVIEW] = ~(np.nan_to_num(confidence, nan=-1.0) >= threshold)
+    if threshold is not None:  # a ticket with no text was not scored: a person checks it
+        result[NEEDS_REVIEW] = result[NEEDS_REVIEW].astype("boolean").fillna(True).astype(bool)
     return result
 
 

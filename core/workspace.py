@@ -24,8 +24,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from core import atomic
 from core.errors import DataError
-from core.runs import atomic_write_bytes, atomic_write_json, default_runs_dir, utc_now_iso
+from core.runs import default_runs_dir, utc_now_iso
 
 WORKSPACE_ENV = "TICKETTUNE_WORKSPACE_DIR"
 WORKSPACE_FOLDER = "_workspace"
@@ -70,10 +71,10 @@ class Workspace:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             if not (folder / DATA_FILE).is_file():
-                atomic_write_bytes(folder / DATA_FILE, bytes(data))
+                atomic.write_bytes(folder / DATA_FILE, bytes(data))
             meta = {"filename": name, "size_bytes": len(data), "saved_at": utc_now_iso()}
             meta["encoding"] = _read_json(folder / META_FILE).get("encoding")
-            atomic_write_json(folder / META_FILE, meta)
+            atomic.write_json(folder / META_FILE, meta)
         except OSError as exc:
             shutil.rmtree(folder, ignore_errors=True)
             full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
@@ -104,7 +105,7 @@ class Workspace:
         meta = _read_json(folder / META_FILE)
         if not meta:
             raise DataError("The uploaded file is no longer on the server. Upload it again.")
-        atomic_write_json(folder / META_FILE, {**meta, "encoding": encoding or None})
+        atomic.write_json(folder / META_FILE, {**meta, "encoding": encoding or None})
 
     def load_encoding(self, upload_id: str) -> str | None:
         """The text encoding the analyst chose for this upload, or None (detect it)."""
@@ -121,7 +122,7 @@ class Workspace:
         folder = self._folder(upload_id)
         if not folder.is_dir():
             raise DataError("The uploaded file is no longer on the server. Upload it again.")
-        atomic_write_json(folder / DRAFT_FILE, dict(draft))
+        atomic.write_json(folder / DRAFT_FILE, dict(draft))
 
     def load_draft(self, upload_id: str) -> dict[str, Any] | None:
         """The saved draft, or None if there is none (or it cannot be read)."""
@@ -163,19 +164,3 @@ def _safe_filename(filename: str | None) -> str:
     name = os.path.basename(str(filename or "").replace("\\", "/")).strip()
     name = "".join(ch for ch in name if ch.isprintable())
     return name[:200] or "upload.csv"
-
-
-def save_upload(data: bytes, filename: str) -> str:
-    return Workspace().save_upload(data, filename)
-
-
-def load_upload(upload_id: str) -> tuple[bytes, str]:
-    return Workspace().load_upload(upload_id)
-
-
-def save_draft(upload_id: str, draft: dict[str, Any]) -> None:
-    Workspace().save_draft(upload_id, draft)
-
-
-def load_draft(upload_id: str) -> dict[str, Any] | None:
-    return Workspace().load_draft(upload_id)

@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from core.runs import state_label
 from ui.data_flow import SAMPLE_PATH, use_sample
 from ui.state import get_store
 from ui.widgets import fmt_pct, fmt_when, run_page, show_table
@@ -50,7 +51,7 @@ def recent_runs() -> None:
         {
             "run": [s.name for s in summaries],
             "started": [fmt_when(s.created_at) for s in summaries],
-            "state": [s.state for s in summaries],
+            "state": [state_label(s.state) for s in summaries],
             "label column": [s.label_column or "" for s in summaries],
             "macro-F1": [fmt_pct(s.macro_f1) for s in summaries],
         }

@@ -5,6 +5,7 @@ import streamlit as st
 from core.errors import DataError
 from core.export import model_archive
 from core.figures import top_labels_figure
+from core.inference import needs_review
 from core.scoring import NEEDS_REVIEW, score_table
 from core.tables import FILE_TYPES, read_table
 from ui.html import highlight_words, legend
@@ -20,7 +21,7 @@ from ui.widgets import (
 )
 
 
-def try_it(run_id: str, predictor) -> None:
+def try_it(run_id: str, predictor, threshold: float | None = None) -> None:
     st.subheader("Try a ticket")
     text = st.text_area(
         "Ticket text",
@@ -45,6 +46,13 @@ def try_it(run_id: str, predictor) -> None:
     left, right = st.columns([1, 2])
     left.metric("Predicted label", prediction.label)
     left.metric("How sure the model is", f"{prediction.confidence:.0%}")
+    if threshold is not None and needs_review(prediction.confidence, threshold):
+        st.warning(
+            f"The model is only {prediction.confidence:.0%} sure — this ticket would go to a "
+            f"person (it acts on its own from {threshold:.0%}, the threshold chosen on the "
+            "Review page).",
+            icon=":material/person:",
+        )
     right.plotly_chart(top_labels_figure(prediction.top), key="predict_top_chart")
     st.markdown("**Words that drove the decision**")
     st.markdown(highlight_words(labelled_text, words), unsafe_allow_html=True)
@@ -159,7 +167,7 @@ def main() -> None:
         return
     run = get_run(summary.run_id)
     predictor = get_predictor(run.id)
-    try_it(run.id, predictor)
+    try_it(run.id, predictor, run.automation_threshold())
     st.divider()
     batch(run, predictor)
     st.divider()

@@ -3,25 +3,16 @@
 import pandas as pd
 import streamlit as st
 
-from core.runs import ACTIVE_STATES
+from core.runs import ACTIVE_STATES, state_label
 from ui.state import current_run_id, forget_predictor, get_store, remember_run
 from ui.widgets import fmt_pct, fmt_when, run_label, run_page, show_table
-
-STATE_NAMES = {
-    "succeeded": "finished",
-    "running": "training…",
-    "queued": "waiting",
-    "failed": "failed",
-    "cancelled": "cancelled",
-    "interrupted": "interrupted",
-}
 
 
 def runs_table(summaries) -> None:
     table = pd.DataFrame(
         {
             "name": [s.name for s in summaries],
-            "state": [STATE_NAMES.get(s.state, s.state) for s in summaries],
+            "state": [state_label(s.state) for s in summaries],
             "started (UTC)": [fmt_when(s.created_at) for s in summaries],
             "method": [s.method or "" for s in summaries],
             "label column": [s.label_column or "" for s in summaries],
@@ -34,29 +25,20 @@ def runs_table(summaries) -> None:
     show_table(table, key="runs_table")
 
 
-def _reset_fields(by_id) -> None:
-    """The rename box shows the picked run's name; the delete confirmation starts unticked."""
-    chosen = st.session_state.get("runs_pick")
-    if chosen in by_id:
-        st.session_state["runs_new_name"] = by_id[chosen].name
-    st.session_state["runs_confirm_delete"] = False
-
-
 def pick(summaries):
+    """The run to rename or delete; the panel below always follows the picker.
+
+    After a delete the picked run is gone: the picker is *set* to another run (not just
+    forgotten), so the browser shows the run the panel now acts on. Rename box and delete
+    confirmation start afresh whenever the picked run changes.
+    """
     by_id = {s.run_id: s for s in summaries}
     ids, current = list(by_id), current_run_id()
-    if "runs_pick" in st.session_state and st.session_state["runs_pick"] not in by_id:
-        del st.session_state["runs_pick"]  # it was just deleted
-    chosen = st.selectbox(
-        "Run",
-        ids,
-        index=ids.index(current) if current in ids else 0,
-        key="runs_pick",
-        format_func=lambda i: run_label(by_id[i]),
-        on_change=_reset_fields,
-        args=(by_id,),
-    )
-    if st.session_state.pop("_runs_reset", False) or "runs_new_name" not in st.session_state:
+    if st.session_state.get("runs_pick") not in by_id:
+        st.session_state["runs_pick"] = current if current in by_id else ids[0]
+    chosen = st.selectbox("Run", ids, key="runs_pick", format_func=lambda i: run_label(by_id[i]))
+    if st.session_state.get("_runs_panel_for") != chosen:
+        st.session_state["_runs_panel_for"] = chosen
         st.session_state["runs_new_name"] = by_id[chosen].name
         st.session_state["runs_confirm_delete"] = False
     return by_id[chosen]
@@ -88,7 +70,7 @@ def delete(summary) -> None:
 
 def _done(notice: str) -> None:
     st.session_state["_runs_notice"] = notice
-    st.session_state["_runs_reset"] = True
+    st.session_state.pop("_runs_panel_for", None)  # show the saved name, untick the box
     st.rerun()
 
 

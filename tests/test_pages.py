@@ -92,7 +92,7 @@ def trained_runs(tmp_path_factory, tiny_model_dir) -> Path:
 @pytest.fixture
 def with_trained_run(trained_runs, isolated_app) -> str:
     shutil.copytree(trained_runs, isolated_app, dirs_exist_ok=True)
-    return RunStore(isolated_app).latest().run_id
+    return next(s.run_id for s in RunStore(isolated_app).list() if s.state == "succeeded")
 
 
 def open_page(page: str, **query) -> AppTest:
@@ -410,3 +410,73 @@ def test_try_with_sample_data_preselects_the_columns():
     assert int(metric(at, "Labels")) >= 5
     assert any("different label" in w.value for w in at.warning)  # conflicting duplicates
     assert table_in(at, "data_conflicts").shape[0] >= 1
+
+
+# ------------------------------------------------- i8-runs: run states, stale picker, try-it
+# (issue #8, bugs 4 and 8; kept apart from the other blocks of this file)
+
+
+def _add_older_run(root: Path, run_id: str, name: str) -> str:
+    """A second finished run: a copy of ``run_id`` made to look one day older."""
+    older_id = "20000101-000000-older"
+    shutil.copytree(root / run_id, root / older_id)
+    run = RunStore(root).get(older_id)
+    run.write_json("status.json", {**run.status(), "name": name, "created_at": "2000-01-01"})
+    return older_id
+
+
+def test_home_and_runs_name_run_states_alike(with_trained_run):
+    """Bug 8: Home said "succeeded" where Runs said "finished"; both show core's label."""
+    from core.runs import state_label
+
+    home = open_page("pages/home.py")
+    runs = open_page("pages/runs.py")
+    no_errors(home)
+    no_errors(runs)
+    expected = state_label("succeeded")
+    assert table_in(home, "home_runs")["state"].tolist() == [expected]
+    assert table_in(runs, "runs_table")["state"].tolist() == [expected]
+
+
+def test_after_a_delete_the_picker_and_the_panel_agree(with_trained_run, isolated_app):
+    """Bug 8: after deleting a run the picker still listed it while rename/delete already
+    targeted another run; now the picker, name box and delete box all name the same run."""
+    older = _add_older_run(isolated_app, with_trained_run, "Older model")
+    at = open_page("pages/runs.py")
+    assert len(at.selectbox(key="runs_pick").options) == 2
+    at.selectbox(key="runs_pick").set_value(older).run()
+    assert "Older model" in at.checkbox(key="runs_confirm_delete").label
+    at.checkbox(key="runs_confirm_delete").check().run()
+    at.button(key="runs_delete").click().run()
+    no_errors(at)
+    assert not RunStore().exists(older)
+    picker = at.selectbox(key="runs_pick")
+    assert picker.value == with_trained_run
+    assert len(picker.options) == 1
+    # The browser keeps showing its own choice unless the app sends the new one along.
+    assert picker.proto.set_value and picker.proto.raw_value == picker.options[0]
+    remaining = RunStore().get(with_trained_run).status()["name"]
+    assert at.text_input(key="runs_new_name").value == remaining
+    confirm = at.checkbox(key="runs_confirm_delete")
+    assert remaining in confirm.label and "Older model" not in confirm.label
+    assert confirm.value is False
+
+
+def test_try_it_flags_a_guess_below_the_threshold(with_trained_run):
+    """Bug 4: the try-it box says when a ticket would go to a person, using the saved threshold."""
+    from core.inference import Predictor
+
+    text = "My printer is broken"
+    run = RunStore().get(with_trained_run)
+    sure = Predictor.load(run.path).predict([text])[0].confidence
+    run.save_automation_threshold(min(1.0, sure + 0.05))
+    at = open_page("pages/predict.py")
+    at.text_area(key="predict_text").set_value(text)
+    at.button(key="predict_go").click().run()
+    no_errors(at)
+    flags = [w.value for w in at.warning if "would go to a person" in w.value]
+    assert flags and f"only {sure:.0%} sure" in flags[0]
+
+    run.save_automation_threshold(max(0.0, sure - 0.05))
+    at.run()
+    assert not [w.value for w in at.warning if "would go to a person" in w.value]

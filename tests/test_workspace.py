@@ -13,10 +13,6 @@ from core.workspace import (
     WORKSPACE_ENV,
     Workspace,
     default_workspace_dir,
-    load_draft,
-    load_upload,
-    save_draft,
-    save_upload,
 )
 
 
@@ -29,18 +25,18 @@ def runs_dir(tmp_path, monkeypatch):
 
 def test_upload_round_trip(runs_dir):
     data = b"subject,category\nPrinter broken,hardware\n"
-    upload_id = save_upload(data, "tickets.csv")
-    assert load_upload(upload_id) == (data, "tickets.csv")
-    assert save_upload(data, "tickets.csv") == upload_id  # same file, same id
-    assert save_upload(data, "other.csv") != upload_id
+    upload_id = Workspace().save_upload(data, "tickets.csv")
+    assert Workspace().load_upload(upload_id) == (data, "tickets.csv")
+    assert Workspace().save_upload(data, "tickets.csv") == upload_id  # same file, same id
+    assert Workspace().save_upload(data, "other.csv") != upload_id
 
 
 def test_draft_round_trip(runs_dir):
-    upload_id = save_upload(b"a,b\n1,2\n", "t.csv")
-    assert load_draft(upload_id) is None
+    upload_id = Workspace().save_upload(b"a,b\n1,2\n", "t.csv")
+    assert Workspace().load_draft(upload_id) is None
     draft = {"text_columns": ["subject", "body"], "label_column": "category", "rename": {"a": "b"}}
-    save_draft(upload_id, draft)
-    assert load_draft(upload_id) == draft
+    Workspace().save_draft(upload_id, draft)
+    assert Workspace().load_draft(upload_id) == draft
 
 
 def test_chosen_encoding_is_kept_with_the_upload(tmp_path):
@@ -62,7 +58,7 @@ def test_chosen_encoding_is_kept_with_the_upload(tmp_path):
 
 def test_workspace_is_beside_the_runs_and_not_listed(runs_dir):
     store = RunStore()
-    save_upload(b"a,b\n1,2\n", "t.csv")
+    Workspace().save_upload(b"a,b\n1,2\n", "t.csv")
     assert default_workspace_dir().is_relative_to(store.root)
     assert store.list() == []
     assert store.recover_interrupted() == []
@@ -70,9 +66,9 @@ def test_workspace_is_beside_the_runs_and_not_listed(runs_dir):
 
 def test_env_overrides_the_folder(tmp_path, monkeypatch):
     monkeypatch.setenv(WORKSPACE_ENV, str(tmp_path / "ws"))
-    upload_id = save_upload(b"x,y\n1,2\n", "../../evil/name.csv")
+    upload_id = Workspace().save_upload(b"x,y\n1,2\n", "../../evil/name.csv")
     assert (tmp_path / "ws" / "uploads" / upload_id).is_dir()
-    assert load_upload(upload_id)[1] == "name.csv"
+    assert Workspace().load_upload(upload_id)[1] == "name.csv"
 
 
 @pytest.mark.parametrize("bad_id", ["../etc", "", "ABCDEF0123456789", "0" * 15, None])
@@ -102,7 +98,7 @@ def test_full_disk_on_upload_is_a_plain_error_and_leaves_nothing(tmp_path, monke
     def no_space(path, data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(workspace_module, "atomic_write_bytes", no_space)
+    monkeypatch.setattr(workspace_module.atomic, "write_bytes", no_space)
     workspace = Workspace(tmp_path)
     with pytest.raises(DataError, match="disk is full"):
         workspace.save_upload(b"text,label\nhi,a\n", "tickets.csv")
