@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import threading
 import time
 from typing import Any
 
@@ -57,13 +56,12 @@ from bench.common import (
 from bench.machine import print_header
 from core.config import TrainConfig
 from core.device import resolve_placement
-from core.modeling import TicketClassifier, load_encoder, load_tokenizer, resolve_model_source
-from core.progress import ignore_progress
+from core.modeling import load_tokenizer, resolve_model_source
 from core.split import DataSplit
 
-# Private on purpose: the benchmark must train with exactly the Trainer set-up core uses, so a
+# The benchmark trains with exactly the Trainer set-up core uses (its steps, not a copy), so a
 # change to core.training shows up here (and a rename breaks the benchmark loudly).
-from core.training import _build_trainer, _prepare_method, choose_max_length
+from core.training import TicketTrainer
 
 TEXTBOOK_MAX_LENGTH = 128
 TEXTBOOK_BATCH_SIZE = 16
@@ -136,28 +134,16 @@ def measure_default(
 ) -> dict[str, Any]:
     """core.training's Trainer with TrainConfig() defaults, except the precision under test."""
     config = TrainConfig(precision=precision, device=device)
-    placement = resolve_placement(config.device, config.precision)
-    hf_set_seed(config.seed)
-    encoder, tokenizer, _ = load_encoder(config.model)
-    labels = sorted(tickets["label"].unique().tolist())
-    max_length = choose_max_length(tokenizer, tickets["text"].tolist())
-    model = _prepare_method(TicketClassifier(encoder, len(labels)).to(placement.device), config)
     # One validation row only because core's trainer builder needs a non-empty set; timed_training
     # switches evaluation off, so it is never scored.
     split = DataSplit(tickets, tickets.iloc[:1], tickets.iloc[:0], strategy="bench")
-    trainer, _keeper, _stopper = _build_trainer(
-        model,
-        tokenizer,
-        split,
-        {label: i for i, label in enumerate(labels)},
-        max_length,
-        placement,
-        config,
-        ignore_progress,
-        threading.Event(),
-        None,
-    )
-    result = timed_training(trainer, steps=steps, warmup=warmup)
+    core_trainer = TicketTrainer(config, split)
+    core_trainer.load()
+    core_trainer.prepare_method()
+    placement, max_length = core_trainer.placement, core_trainer.max_length
+    with tempfile.TemporaryDirectory(prefix="bench-default-") as output_dir:
+        trainer = core_trainer.build_trainer(output_dir)
+        result = timed_training(trainer, steps=steps, warmup=warmup)
     return {
         **result,
         "recipe": "default (mean pooling, dynamic padding, length-grouped)",

@@ -2,6 +2,8 @@
 
 The last line of stdout of train/evaluate is one JSON object for scripts; progress and
 messages go to stderr. A user error is one line on stderr and exit code 2, never a traceback.
+torch and transformers are imported inside the commands that load a model, so ``--help`` and
+``runs`` answer at once.
 """
 
 from __future__ import annotations
@@ -13,13 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import transformers
-
 from core import atomic
 from core.config import METHODS, TrainConfig
 from core.errors import TicketTuneError
 from core.jobs import JobManager, JobSnapshot
-from core.pipeline import TrainingRequest, execute
 from core.runs import RunStore
 from core.schema import LabelScheme
 from core.tables import read_table
@@ -82,7 +81,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    transformers.utils.logging.disable_progress_bar()
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
     handlers["runs"] = cmd_runs
     try:
@@ -95,7 +93,17 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def _quiet_model_loading() -> None:
+    """No transformers download/loading bars in between our own progress lines."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from core.pipeline import TrainingRequest, execute
+
+    _quiet_model_loading()
     table = read_table(args.data, encoding=args.encoding)
     scheme = LabelScheme(
         text_columns=tuple(args.text_columns),
@@ -149,10 +157,21 @@ def _follow(manager: JobManager, run_id: str) -> JobSnapshot:
             print(("\r\033[K" if interactive else "") + message, file=sys.stderr)
         shown_events = len(snapshot.events)
         if snapshot.finished:
+            if interactive:  # replace the last live bar, which may be mid-way (early stop)
+                print("\r\033[K" + _end_line(snapshot), file=sys.stderr, flush=True)
             return snapshot
         if interactive and snapshot.total_steps:
             print("\r" + _progress_bar(snapshot), end="", file=sys.stderr, flush=True)
         time.sleep(0.5)
+
+
+def _end_line(snapshot: JobSnapshot, width: int = 30) -> str:
+    """The bar's last state: 100% done (and why training stopped), or how the run ended."""
+    if snapshot.state != "succeeded":
+        return f"[{'.' * width}] {snapshot.state}: {snapshot.reason}"
+    stop = (snapshot.result or {}).get("stop_reason")
+    why = f" (training stopped: {stop})" if stop and stop != "completed" else ""
+    return f"[{'#' * width}] 100% done in {_minutes(snapshot.elapsed_seconds)}{why}"
 
 
 def _progress_bar(snapshot: JobSnapshot, width: int = 30) -> str:
@@ -185,7 +204,9 @@ def _run_scheme(run_dir: str) -> LabelScheme | None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.evaluation import evaluate
+    from core.pipeline import seen_in_training
 
+    _quiet_model_loading()
     predictor = _load_run_predictor(args.run_dir)
     saved = _run_scheme(args.run_dir)
     text_columns = tuple(args.text_columns or (saved.text_columns if saved else ()))
@@ -200,15 +221,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         min_count=1,
     )
     prepared = scheme.apply(read_table(args.data, encoding=args.encoding))
-    probabilities = predictor.predict_proba(prepared.frame["text"].tolist())
+    texts = prepared.frame["text"].tolist()
+    seen = seen_in_training(args.run_dir, texts)
+    if seen:
+        print(
+            f"warning: {seen} of {len(texts)} evaluated tickets were among this run's training/"
+            "validation tickets; scores on them look better than on new tickets.",
+            file=sys.stderr,
+        )
+    probabilities = predictor.predict_proba(texts)
     result = evaluate(prepared.frame, probabilities, predictor.labels).metrics
-    print(json.dumps({k: result[k] for k in ("accuracy", "macro_f1", "weighted_f1", "n")}))
+    scores = {k: result[k] for k in ("accuracy", "macro_f1", "weighted_f1", "n")}
+    print(json.dumps({**scores, "seen_in_training": seen}))
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from core.scoring import score_table, spreadsheet_safe
 
+    _quiet_model_loading()
     predictor = _load_run_predictor(args.run_dir)
     saved = _run_scheme(args.run_dir)
     text_columns = args.text_columns or (list(saved.text_columns) if saved else None)

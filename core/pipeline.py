@@ -6,10 +6,13 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -23,11 +26,14 @@ from core.errors import DataError
 from core.evaluation import compute_metrics, evaluate
 from core.modeling import load_tokenizer, resolve_model_source, save_classifier
 from core.progress import ProgressCallback, ProgressEvent
-from core.report import build_report
+from core.report import DataReport, build_report
 from core.runs import Run
 from core.schema import LabelScheme
 from core.split import DataSplit, split_data
 from core.training import TrainingOutcome, train
+
+SPLIT_FILE = "split.csv"
+FITTED_PARTS = ("train", "validation")
 
 
 @dataclass
@@ -126,8 +132,9 @@ def _prepare_split(run: Run, request: TrainingRequest, progress: ProgressCallbac
     tokenizer = load_tokenizer(resolve_model_source(config.model))
     report = build_report(prepared, split=split, tokenizer=tokenizer)
     run.write_json("report.json", report.to_dict())
+    _announce_report(report, progress)
     parts = [frame.assign(split=name) for name, frame in _split_frames(split)]
-    run.write_frame("split.csv", pd.concat(parts, ignore_index=True))
+    run.write_frame(SPLIT_FILE, pd.concat(parts, ignore_index=True))
     sizes = split.sizes()
     progress(
         ProgressEvent(
@@ -137,6 +144,27 @@ def _prepare_split(run: Run, request: TrainingRequest, progress: ProgressCallbac
         )
     )
     return split
+
+
+def _announce_report(report: DataReport, progress: ProgressCallback) -> None:
+    """The data report's summary in the run's log, so the CLI shows what the app shows."""
+    for line in report.summary_lines():
+        progress(ProgressEvent("preparing", message=line))
+
+
+def seen_in_training(run_dir: str | os.PathLike, texts: Iterable[str]) -> int | None:
+    """How many of ``texts`` the run learned from or checked progress on (train/validation).
+
+    Scores on those tickets look better than on new ones. ``run_dir`` is a run folder or its
+    model folder; None when the run has no saved split.
+    """
+    folder = Path(run_dir)
+    for candidate in (folder, folder.parent) if folder.name == "model" else (folder,):
+        split = Run(candidate).read_frame(SPLIT_FILE)
+        if split is not None:
+            fitted = set(split.loc[split["split"].isin(FITTED_PARTS), "text"])
+            return sum(text in fitted for text in texts)
+    return None
 
 
 def _split_frames(split: DataSplit):

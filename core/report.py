@@ -60,6 +60,25 @@ class DataReport:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def summary_lines(self) -> list[str]:
+        """The report in a few plain lines, for places without the app's report view (the CLI).
+
+        Rows read and used, each reason rows were left out, duplicates and conflicting labels,
+        then every warning not already said by those lines.
+        """
+        left_out = self.rows_read - self.rows_used
+        lines = [f"Read {self.rows_read} rows: {self.rows_used} used, {left_out} left out."]
+        drops = _drop_parts(self.dropped)
+        if drops:
+            lines[0] = lines[0][:-1] + f" ({', '.join(drops)})."
+        lines.append(
+            f"{self.duplicate_texts} tickets repeat an earlier ticket's text; "
+            f"{self.conflicting_duplicates} texts carry conflicting labels."
+        )
+        said = _dropped_rows_warning(self)
+        lines.extend(f"Warning: {w}" for w in self.warnings if w != said)
+        return lines
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> DataReport:
         """Rebuild a report; unknown keys are ignored, missing required ones a ConfigError."""
@@ -170,10 +189,13 @@ def _dropped_rows_warning(report: DataReport) -> str | None:
     total = sum(report.dropped.values())
     if not total:
         return None
-    parts = [
-        _DROP_PHRASES.get(r, "{n} for " + r).format(n=n) for r, n in report.dropped.items() if n
-    ]
+    parts = _drop_parts(report.dropped)
     return f"{total} of {report.rows_read} rows were left out: {', '.join(parts)}."
+
+
+def _drop_parts(dropped: dict[str, int]) -> list[str]:
+    """'2 with no label', ... for each reason that left rows out."""
+    return [_DROP_PHRASES.get(r, "{n} for " + r).format(n=n) for r, n in dropped.items() if n]
 
 
 def _rare_labels_warning(prepared: PreparedData) -> str | None:

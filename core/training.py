@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,7 @@ from core.split import DataSplit
 
 MIN_AUTO_LENGTH = 32
 LINEAR_PROBE_C = 10.0
+TRAINER_DIR_PREFIX = "tickettune-trainer-"
 
 
 @dataclass
@@ -61,7 +62,6 @@ class TrainingOutcome:
     steps: int = 0
     best_validation_macro_f1: float | None = None
     best_epoch: float | None = None
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 def choose_max_length(tokenizer: Any, texts: list[str]) -> int:
@@ -78,125 +78,271 @@ def train(
     progress: ProgressCallback = ignore_progress,
     cancel: threading.Event | None = None,
 ) -> TrainingOutcome:
-    cancel = cancel or threading.Event()
-    started = time.monotonic()
-    deadline = started + config.time_budget_minutes * 60 if config.time_budget_minutes else None
-    placement = resolve_placement(config.device, config.precision)
-    hf_set_seed(config.seed)
+    """Train on ``split`` as ``config`` says; the entry point for the pipeline and bench."""
+    return TicketTrainer(config, split, progress=progress, cancel=cancel).train()
 
-    progress(ProgressEvent("loading", message=f"Loading the model on the {placement.describe()}."))
-    encoder, tokenizer, _ = load_encoder(config.model)
-    labels = sorted(split.train["label"].unique().tolist())
-    label_ids = {label: i for i, label in enumerate(labels)}
-    max_length = config.max_length or choose_max_length(tokenizer, split.train["text"].tolist())
-    model = TicketClassifier(encoder, len(labels)).to(placement.device)
-    weights = _class_weights(split.train["label"], labels) if config.class_weighting else None
-    if weights is not None:
-        model.class_weights.copy_(torch.as_tensor(weights, dtype=torch.float32))
 
-    quick_probs = _fit_linear_head(
-        model, tokenizer, split, labels, max_length, placement, config, progress, cancel
-    )
-    meta = ModelMeta(labels, max_length, config.model, config.method)
-    if config.method == "quick":
+class TicketTrainer:
+    """One training run as small steps that share their state on the object.
+
+    ``train`` runs: ``load`` → ``embed`` → ``fit_head`` → (for every method but ``quick``)
+    ``prepare_method`` → ``build_trainer`` → ``fine_tune`` → ``finish_method`` →
+    ``predict_test``. A new method (adapters, prompt tuning, distillation, ...) subclasses this
+    and overrides the step it changes, reading what earlier steps left on ``self``, instead of
+    growing the signature of a function that passes everything along.
+
+    The Hugging Face Trainer gets a temporary output folder that is removed when fine-tuning
+    ends, whether it succeeded, failed or was cancelled.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        split: DataSplit,
+        *,
+        progress: ProgressCallback = ignore_progress,
+        cancel: threading.Event | None = None,
+    ):
+        self.config = config
+        self.split = split
+        self.progress = progress
+        self.cancel = cancel or threading.Event()
+        self.started = time.monotonic()
+        self.deadline: float | None = None
+        # Set by load():
+        self.placement: Placement | None = None
+        self.model: TicketClassifier | None = None
+        self.tokenizer: Any = None
+        self.labels: list[str] = []
+        self.max_length = 0
+        # Set by embed() and fit_head():
+        self.embeddings: dict[str, np.ndarray] = {}
+        self.quick_test_probabilities: np.ndarray | None = None
+        # Set by build_trainer():
+        self.output_dir: str | None = None
+        self.hf_trainer: Trainer | None = None
+        self.keeper: BestModelKeeper | None = None
+        self.stopper: StopControl | None = None
+
+    @property
+    def label_ids(self) -> dict[str, int]:
+        return {label: i for i, label in enumerate(self.labels)}
+
+    @property
+    def meta(self) -> ModelMeta:
+        return ModelMeta(self.labels, self.max_length, self.config.model, self.config.method)
+
+    def train(self) -> TrainingOutcome:
+        config = self.config
+        self.started = time.monotonic()
+        if config.time_budget_minutes:
+            self.deadline = self.started + config.time_budget_minutes * 60
+        self.load()
+        self.embed()
+        self.fit_head()
+        if config.method == "quick":
+            return self.outcome(self.quick_test_probabilities, "completed")
+        self.prepare_method()
+        with tempfile.TemporaryDirectory(prefix=TRAINER_DIR_PREFIX) as output_dir:
+            self.build_trainer(output_dir)
+            self.fine_tune()
+        self.finish_method()
+        test_probabilities = self.predict_test()
+        reason = self.stopper.reason or (
+            "early stopping" if self.keeper.stopped_early else "completed"
+        )
+        return self.outcome(test_probabilities, reason)
+
+    def load(self) -> None:
+        """Placement, seed, encoder and tokenizer, labels, max length, class weights."""
+        config, split = self.config, self.split
+        self.placement = resolve_placement(config.device, config.precision)
+        hf_set_seed(config.seed)
+        self.progress(
+            ProgressEvent(
+                "loading", message=f"Loading the model on the {self.placement.describe()}."
+            )
+        )
+        encoder, self.tokenizer, _ = load_encoder(config.model)
+        self.labels = sorted(split.train["label"].unique().tolist())
+        self.max_length = config.max_length or choose_max_length(
+            self.tokenizer, split.train["text"].tolist()
+        )
+        self.model = TicketClassifier(encoder, len(self.labels)).to(self.placement.device)
+        if config.class_weighting:
+            weights = _class_weights(split.train["label"], self.labels)
+            self.model.class_weights.copy_(torch.as_tensor(weights, dtype=torch.float32))
+
+    def embed(self) -> None:
+        """Read every ticket (train, validation, test) once with the frozen encoder."""
+        frames = {
+            "train": self.split.train,
+            "validation": self.split.validation,
+            "test": self.split.test,
+        }
+        total = sum(len(f) for f in frames.values())
+        done = 0
+        self.model.eval()
+        for name, frame in frames.items():
+
+            def report(n: int, _of: int, offset: int = done) -> None:
+                self.progress(ProgressEvent("embedding", step=offset + n, total_steps=total))
+
+            self.progress(
+                ProgressEvent("embedding", message=f"Reading {len(frame)} {name} tickets.")
+            )
+            self.embeddings[name] = run_in_batches(
+                lambda batch: self.model.embed(**batch),
+                self.tokenizer,
+                frame["text"].tolist(),
+                max_length=self.max_length,
+                placement=self.placement,
+                on_batch=report,
+                cancel=self.cancel,
+            )
+            done += len(frame)
+
+    def fit_head(self) -> None:
+        """Logistic regression on the embeddings (the quick model), copied into the head."""
+        config = self.config
+        self.progress(
+            ProgressEvent("fitting", message="Fitting the quick classifier on the embeddings.")
+        )
+        probe = LogisticRegression(
+            C=LINEAR_PROBE_C,
+            max_iter=2000,
+            class_weight="balanced" if config.class_weighting else None,
+            random_state=config.seed,
+        ).fit(self.embeddings["train"], self.split.train["label"].to_numpy())
+        weight, bias = _head_from_probe(probe, self.labels)
+        self.model.set_head(torch.as_tensor(weight), torch.as_tensor(bias))
+        if self.cancel.is_set():
+            raise JobCancelledError()
+        test = self.embeddings["test"]
+        logits = test @ weight.T + bias if len(test) else np.zeros((0, len(self.labels)))
+        self.quick_test_probabilities = _softmax(logits)
+
+    def prepare_method(self) -> None:
+        """Choose which weights train: all (full), LoRA adapters, biases (BitFit) or the head."""
+        config, model = self.config, self.model
+        if config.method == "lora":
+            from peft import LoraConfig, get_peft_model
+
+            lora = LoraConfig(
+                r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout
+            )
+            try:
+                model.encoder = get_peft_model(model.encoder, lora)
+            except ValueError:  # an architecture peft has no default target modules for
+                lora.target_modules = "all-linear"
+                model.encoder = get_peft_model(model.encoder, lora)
+        elif config.method in ("bitfit", "head"):
+            for name, param in model.encoder.named_parameters():
+                param.requires_grad = config.method == "bitfit" and name.endswith("bias")
+
+    def build_trainer(self, output_dir: str) -> Trainer:
+        """The Hugging Face Trainer with progress, stop and best-model callbacks."""
+        config, split, placement = self.config, self.split, self.placement
+        label_ids = self.label_ids
+        train_set = _encode(self.tokenizer, split.train, label_ids, self.max_length)
+        eval_set = _encode(self.tokenizer, split.validation, label_ids, self.max_length) or None
+        steps_per_epoch = max(1, -(-len(train_set) // config.batch_size))
+        eval_steps = max(1, steps_per_epoch // config.evaluations_per_epoch)
+        labels = list(self.labels)
+        args = TrainingArguments(
+            output_dir=output_dir,
+            num_train_epochs=config.epochs,
+            learning_rate=config.effective_learning_rate,
+            per_device_train_batch_size=config.batch_size,
+            per_device_eval_batch_size=128,
+            weight_decay=config.weight_decay,
+            warmup_steps=config.warmup_ratio,
+            eval_strategy="steps" if eval_set else "no",
+            eval_steps=eval_steps,
+            save_strategy="no",
+            logging_steps=max(1, steps_per_epoch // 20),
+            train_sampling_strategy="group_by_length",
+            bf16=placement.precision == "bf16",
+            fp16=placement.precision == "fp16",
+            use_cpu=placement.device.type == "cpu",
+            dataloader_pin_memory=placement.device.type == "cuda",
+            remove_unused_columns=False,
+            label_names=["labels"],
+            report_to="none",
+            disable_tqdm=True,
+            seed=config.seed,
+        )
+        self.keeper = BestModelKeeper(self.model, config.early_stopping_patience)
+        self.stopper = StopControl(self.cancel, self.deadline)
+
+        def metrics(prediction: EvalPrediction) -> dict[str, float]:
+            logits = prediction.predictions
+            logits = logits[0] if isinstance(logits, tuple) else logits
+            predicted = np.asarray(logits).argmax(axis=-1)
+            truth = np.asarray(prediction.label_ids)
+            return compute_metrics(
+                [labels[i] for i in truth], [labels[i] for i in predicted], labels
+            )
+
+        trainer = Trainer(
+            model=self.model,
+            args=args,
+            train_dataset=train_set,
+            eval_dataset=eval_set,
+            data_collator=DataCollatorWithPadding(self.tokenizer),
+            processing_class=self.tokenizer,
+            compute_metrics=metrics,
+            callbacks=[ProgressReporter(self.progress), self.stopper, self.keeper],
+        )
+        trainer.remove_callback(PrinterCallback)
+        self.output_dir, self.hf_trainer = output_dir, trainer
+        return trainer
+
+    def fine_tune(self) -> None:
+        """Run the Trainer, then put back the weights of the best validation check."""
+        self.hf_trainer.train()
+        if self.cancel.is_set():
+            raise JobCancelledError()
+        self.keeper.restore_best()
+
+    def finish_method(self) -> None:
+        """Merge LoRA weights into the encoder so the saved model is a plain transformers model."""
+        if self.config.method == "lora":
+            self.model.encoder = self.model.encoder.merge_and_unload()
+        for param in self.model.parameters():
+            param.requires_grad = True
+
+    def predict_test(self) -> np.ndarray:
+        self.progress(ProgressEvent("evaluating", message="Scoring the test tickets."))
+        return classify(
+            self.model,
+            self.tokenizer,
+            self.split.test["text"].tolist(),
+            max_length=self.max_length,
+            placement=self.placement,
+        )
+
+    def outcome(self, test_probabilities: np.ndarray, stop_reason: str) -> TrainingOutcome:
+        trainer = self.hf_trainer
         return TrainingOutcome(
-            model, tokenizer, meta, placement, quick_probs, quick_probs,
-            stop_reason="completed", train_seconds=time.monotonic() - started,
-        )  # fmt: skip
-
-    model = _prepare_method(model, config)
-    trainer, keeper, stopper = _build_trainer(
-        model,
-        tokenizer,
-        split,
-        label_ids,
-        max_length,
-        placement,
-        config,
-        progress,
-        cancel,
-        deadline,
-    )
-    trainer.train()
-    if cancel.is_set():
-        raise JobCancelledError()
-    keeper.restore_best()
-    model = _finish_method(model, config)
-    progress(ProgressEvent("evaluating", message="Scoring the test tickets."))
-    test_probs = classify(
-        model, tokenizer, split.test["text"].tolist(), max_length=max_length, placement=placement
-    )
-    reason = stopper.reason or ("early stopping" if keeper.stopped_early else "completed")
-    return TrainingOutcome(
-        model, tokenizer, meta, placement, test_probs, quick_probs,
-        stop_reason=reason, train_seconds=time.monotonic() - started,
-        steps=trainer.state.global_step, best_validation_macro_f1=keeper.best_metric,
-        best_epoch=keeper.best_epoch,
-    )  # fmt: skip
+            model=self.model,
+            tokenizer=self.tokenizer,
+            meta=self.meta,
+            placement=self.placement,
+            test_probabilities=test_probabilities,
+            quick_test_probabilities=self.quick_test_probabilities,
+            stop_reason=stop_reason,
+            train_seconds=time.monotonic() - self.started,
+            steps=trainer.state.global_step if trainer is not None else 0,
+            best_validation_macro_f1=self.keeper.best_metric if self.keeper else None,
+            best_epoch=self.keeper.best_epoch if self.keeper else None,
+        )
 
 
 def _class_weights(train_labels: pd.Series, labels: list[str]) -> np.ndarray:
     counts = train_labels.value_counts().reindex(labels).fillna(0).to_numpy(dtype=float)
     weights = len(train_labels) / (len(labels) * np.maximum(counts, 1.0))
     return weights / weights.mean()
-
-
-def _fit_linear_head(
-    model: TicketClassifier,
-    tokenizer: Any,
-    split: DataSplit,
-    labels: list[str],
-    max_length: int,
-    placement: Placement,
-    config: TrainConfig,
-    progress: ProgressCallback,
-    cancel: threading.Event,
-) -> np.ndarray:
-    """Embed every ticket once, fit logistic regression, copy it into the head.
-
-    Returns the quick model's test probabilities.
-    """
-    frames = {"train": split.train, "validation": split.validation, "test": split.test}
-    total = sum(len(f) for f in frames.values())
-    done = 0
-    embeddings: dict[str, np.ndarray] = {}
-    model.eval()
-    for name, frame in frames.items():
-
-        def report(n: int, _of: int, offset: int = done) -> None:
-            progress(
-                ProgressEvent(
-                    "embedding",
-                    step=offset + n,
-                    total_steps=total,
-                    message=None,
-                )
-            )
-
-        progress(ProgressEvent("embedding", message=f"Reading {len(frame)} {name} tickets."))
-        embeddings[name] = run_in_batches(
-            lambda batch: model.embed(**batch),
-            tokenizer,
-            frame["text"].tolist(),
-            max_length=max_length,
-            placement=placement,
-            on_batch=report,
-            cancel=cancel,
-        )
-        done += len(frame)
-    progress(ProgressEvent("fitting", message="Fitting the quick classifier on the embeddings."))
-    probe = LogisticRegression(
-        C=LINEAR_PROBE_C,
-        max_iter=2000,
-        class_weight="balanced" if config.class_weighting else None,
-        random_state=config.seed,
-    ).fit(embeddings["train"], split.train["label"].to_numpy())
-    weight, bias = _head_from_probe(probe, labels)
-    model.set_head(torch.as_tensor(weight), torch.as_tensor(bias))
-    if cancel.is_set():
-        raise JobCancelledError()
-    logits = embeddings["test"] @ weight.T + bias if len(split.test) else np.zeros((0, len(labels)))
-    return _softmax(logits)
 
 
 def _head_from_probe(probe: LogisticRegression, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -215,100 +361,8 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def _prepare_method(model: TicketClassifier, config: TrainConfig) -> TicketClassifier:
-    """Choose which weights train: all (full), LoRA adapters, biases (BitFit) or the head."""
-    if config.method == "lora":
-        from peft import LoraConfig, get_peft_model
-
-        lora = LoraConfig(
-            r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout
-        )
-        try:
-            model.encoder = get_peft_model(model.encoder, lora)
-        except ValueError:  # an architecture peft has no default target modules for
-            lora.target_modules = "all-linear"
-            model.encoder = get_peft_model(model.encoder, lora)
-    elif config.method in ("bitfit", "head"):
-        for name, param in model.encoder.named_parameters():
-            param.requires_grad = config.method == "bitfit" and name.endswith("bias")
-    return model
-
-
-def _finish_method(model: TicketClassifier, config: TrainConfig) -> TicketClassifier:
-    """Merge LoRA weights into the encoder so the saved model is a plain transformers model."""
-    if config.method == "lora":
-        model.encoder = model.encoder.merge_and_unload()
-    for param in model.parameters():
-        param.requires_grad = True
-    return model
-
-
 def _encode(tokenizer: Any, frame: pd.DataFrame, label_ids: dict[str, int], max_length: int):
     encoded = tokenizer(frame["text"].tolist(), truncation=True, max_length=max_length)
     ids = [label_ids[label] for label in frame["label"]]
     keys = list(encoded.keys())
     return [{**{k: encoded[k][i] for k in keys}, "labels": ids[i]} for i in range(len(frame))]
-
-
-def _build_trainer(
-    model: TicketClassifier,
-    tokenizer: Any,
-    split: DataSplit,
-    label_ids: dict[str, int],
-    max_length: int,
-    placement: Placement,
-    config: TrainConfig,
-    progress: ProgressCallback,
-    cancel: threading.Event,
-    deadline: float | None,
-) -> tuple[Trainer, BestModelKeeper, StopControl]:
-    train_set = _encode(tokenizer, split.train, label_ids, max_length)
-    eval_set = _encode(tokenizer, split.validation, label_ids, max_length) or None
-    steps_per_epoch = max(1, -(-len(train_set) // config.batch_size))
-    eval_steps = max(1, steps_per_epoch // config.evaluations_per_epoch)
-    labels = list(label_ids)
-    args = TrainingArguments(
-        output_dir=tempfile.mkdtemp(prefix="tickettune-trainer-"),
-        num_train_epochs=config.epochs,
-        learning_rate=config.effective_learning_rate,
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=128,
-        weight_decay=config.weight_decay,
-        warmup_steps=config.warmup_ratio,
-        eval_strategy="steps" if eval_set else "no",
-        eval_steps=eval_steps,
-        save_strategy="no",
-        logging_steps=max(1, steps_per_epoch // 20),
-        train_sampling_strategy="group_by_length",
-        bf16=placement.precision == "bf16",
-        fp16=placement.precision == "fp16",
-        use_cpu=placement.device.type == "cpu",
-        dataloader_pin_memory=placement.device.type == "cuda",
-        remove_unused_columns=False,
-        label_names=["labels"],
-        report_to="none",
-        disable_tqdm=True,
-        seed=config.seed,
-    )
-    keeper = BestModelKeeper(model, config.early_stopping_patience)
-    stopper = StopControl(cancel, deadline)
-
-    def metrics(prediction: EvalPrediction) -> dict[str, float]:
-        logits = prediction.predictions
-        logits = logits[0] if isinstance(logits, tuple) else logits
-        predicted = np.asarray(logits).argmax(axis=-1)
-        truth = np.asarray(prediction.label_ids)
-        return compute_metrics([labels[i] for i in truth], [labels[i] for i in predicted], labels)
-
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=train_set,
-        eval_dataset=eval_set,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        processing_class=tokenizer,
-        compute_metrics=metrics,
-        callbacks=[ProgressReporter(progress), stopper, keeper],
-    )
-    trainer.remove_callback(PrinterCallback)
-    return trainer, keeper, stopper

@@ -1,6 +1,9 @@
 """python -m core: the interface scripts rely on, used as a person would type it."""
 
 import json
+import os
+import pty
+import re
 import subprocess
 import sys
 
@@ -8,6 +11,8 @@ import pandas as pd
 import pytest
 
 from core.cli import main
+from core.report import DataReport
+from core.runs import Run
 from tests.conftest import ROOT, SAMPLE_NEW_TICKETS, SAMPLE_TICKETS
 
 
@@ -15,6 +20,7 @@ def last_json(out: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_train_evaluate_predict_round_trip_on_the_embedded_model(tmp_path, capsys):
     """The built-in all-MiniLM-L6-v2, fine-tuned for real on the sample tickets, end to end."""
     runs = tmp_path / "runs"
@@ -120,3 +126,121 @@ def test_encoding_option_reads_legacy_files(tmp_path, capsys, trained_run):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "cannot be read as Unicode (UTF-8)" in err
     assert err.strip().count("\n") == 0
+
+
+def run_in_terminal(args: list[str]) -> tuple[int, str, str]:
+    """Run ``python -m core`` with stderr on a pseudo-terminal, as a person at a shell sees it."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core", *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=slave, text=True,
+    )  # fmt: skip
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    out = proc.stdout.read()
+    return proc.wait(timeout=600), out, b"".join(chunks).decode("utf-8", "replace")
+
+
+def terminal_lines(err: str) -> list[str]:
+    """What stays visible: each \\r or newline starts a new line; erase codes removed."""
+    return [line for line in re.split(r"[\r\n]+", err.replace("\x1b[K", "")) if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def stopped_run(tiny_model_dir, tmp_path_factory):
+    """The tiny model trained from the shell on the sample tickets, stopped by a time budget."""
+    runs = tmp_path_factory.mktemp("cli-runs")
+    code, out, err = run_in_terminal(
+        ["train", "--data", str(SAMPLE_TICKETS), "--text-column", "subject",
+         "--text-column", "body", "--label-column", "category", "--model", str(tiny_model_dir),
+         "--method", "full", "--epochs", "20", "--time-budget", "0.02",
+         "--runs-dir", str(runs)]
+    )  # fmt: skip
+    assert code == 0, err
+    return last_json(out), err
+
+
+def test_train_prints_the_data_report(stopped_run):
+    """Bug 11: rows left out (here: no label) were dropped without a word on the CLI."""
+    result, err = stopped_run
+    table = pd.read_csv(SAMPLE_TICKETS, keep_default_na=False, na_values=[""])
+    no_label = int(table["category"].isna().sum())
+    no_text = int(
+        (table["subject"].isna() & table["body"].isna() & table["category"].notna()).sum()
+    )
+    assert no_label > 0, "the sample file has tickets without a label"
+    left_out = no_label + no_text
+    lines = terminal_lines(err)
+    assert f"Read {len(table)} rows: {len(table) - left_out} used, {left_out} left out" in err
+    assert f"{no_label} with no label" in err
+    report = DataReport.from_dict(Run(result["run_dir"]).read_json("report.json"))
+    assert (report.rows_read, sum(report.dropped.values())) == (len(table), left_out)
+    assert report.summary_lines() == [line for line in lines if line in report.summary_lines()]
+    assert f"{report.conflicting_duplicates} texts carry conflicting labels" in err
+    warnings = [w for w in report.warnings if "were left out" not in w]
+    assert warnings and all(f"Warning: {w}" in lines for w in warnings)
+
+
+def test_progress_ends_on_the_end_not_a_stale_bar(stopped_run):
+    """Bug 11: a run stopped early left "67% saving 24/36 … ETA" as the last progress line."""
+    result, err = stopped_run
+    assert result["stop_reason"] == "time budget"
+    last = terminal_lines(err)[-1]
+    assert "100% done" in last and "training stopped: time budget" in last
+    assert "ETA" not in last
+
+
+def test_evaluate_warns_about_tickets_the_run_trained_on(stopped_run, tmp_path, capsys):
+    """Bug 11: evaluate on the training tickets scored high without a warning."""
+    run_dir = stopped_run[0]["run_dir"]
+    assert main(["evaluate", run_dir, "--data", str(SAMPLE_TICKETS)]) == 0
+    out, err = capsys.readouterr()
+    everything = last_json(out)
+    seen = everything["seen_in_training"]
+    assert 0 < seen < everything["n"]
+    assert f"warning: {seen} of {everything['n']} evaluated tickets" in err
+
+    split = Run(run_dir).read_frame("split.csv")
+    for part, expected in (("train", "all"), ("test", 0)):
+        file = tmp_path / f"{part}.csv"
+        split[split["split"] == part][["text", "label"]].to_csv(file, index=False)
+        code = main(["evaluate", run_dir, "--data", str(file), "--text-column", "text",
+                     "--label-column", "label"])  # fmt: skip
+        out, err = capsys.readouterr()
+        scored = last_json(out)
+        assert code == 0
+        assert scored["seen_in_training"] == (scored["n"] if expected == "all" else 0)
+        assert ("warning:" in err) == (expected == "all")
+
+
+IMPORT_PROBE = """
+import sys
+from core.cli import main
+try:
+    main({argv!r})
+except SystemExit:  # --help exits after printing
+    pass
+print("heavy:", [m for m in ("torch", "transformers") if m in sys.modules])
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["runs", "--runs-dir", "{tmp}"]])
+def test_commands_without_a_model_do_not_import_torch(tmp_path, argv):
+    """--help and runs must answer at once; torch + transformers take seconds to import."""
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    proc = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE.format(argv=argv)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "heavy: []"
+    assert ("usage" in proc.stdout) if argv == ["--help"] else ("No runs yet" in proc.stdout)

@@ -155,7 +155,7 @@ def test_success_records_progress_result_and_history(manager: JobManager, store:
     messages = [m for _, m in snap.events]
     assert "Preparing tickets" in messages and "Validation done" in messages
     assert snap.fraction == 1.0 and snap.result == {"macro_f1": 0.8}
-    assert snap.elapsed_seconds >= 0 and snap.queue_position is None
+    assert snap.queue_position is None
 
     run = store.get(run_id)
     status = run.status()
@@ -165,6 +165,22 @@ def test_success_records_progress_result_and_history(manager: JobManager, store:
     assert history["loss"][0] == [1, 1.0] and history["eval"] == [[4, {"macro_f1": 0.8}]]
     assert [m for _, m in history["events"]] == messages
     assert manager.jobs()[0].run_id == run_id and manager.active() is None
+
+
+def test_elapsed_grows_while_running_and_stops_at_the_end(
+    manager: JobManager, trainer: FakeTrainer
+) -> None:
+    run_id = manager.submit({"kind": "gate", "gate": "e"})
+    assert trainer.gate_reached.wait(TIMEOUT)
+    first = manager.snapshot(run_id).elapsed_seconds
+    time.sleep(0.1)
+    running = manager.snapshot(run_id).elapsed_seconds
+    assert running >= first + 0.09, "the clock runs while the job runs"
+    trainer.gate("e").set()
+    ended = _finished(manager, run_id).elapsed_seconds
+    assert ended >= running
+    time.sleep(0.1)
+    assert manager.snapshot(run_id).elapsed_seconds == ended, "and stops when it ends"
 
 
 def test_failure_is_explained_logged_and_next_job_runs(

@@ -70,6 +70,27 @@ def test_job_succeeds_and_writes_history(manager, tiny_model_dir):
     assert any("Baseline" in m for m in messages)
 
 
+def test_left_out_rows_are_in_the_report_and_the_run_log(manager, tiny_model_dir):
+    """Rows without a label or text are counted in report.json and said in the run's log."""
+    from core.report import DataReport
+
+    request = topics_request(tiny_model_dir, method="quick")
+    request.table.loc[[0, 1], "team"] = None
+    request.table.loc[2, "ticket"] = "   "
+    snapshot = manager.wait(manager.submit(request), timeout=120)
+    assert snapshot.state == "succeeded", snapshot.reason
+    report = DataReport.from_dict(
+        manager_store(manager).get(snapshot.run_id).read_json("report.json")
+    )
+    assert report.rows_read == len(request.table)
+    assert {k: n for k, n in report.dropped.items() if n} == {"missing label": 2, "empty text": 1}
+    messages = [m for _, m in snapshot.events]
+    summary = report.summary_lines()
+    assert summary[0].startswith(f"Read {len(request.table)} rows: {len(request.table) - 3} used")
+    assert "2 with no label" in summary[0] and "1 with empty text" in summary[0]
+    assert all(line in messages for line in summary)
+
+
 def test_one_label_only_fails_with_a_plain_reason(manager, tiny_model_dir):
     request = topics_request(tiny_model_dir, method="quick")
     request.table["team"] = "billing"

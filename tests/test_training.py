@@ -1,14 +1,17 @@
 """train(): every method really trains a (tiny, random-initialised) BERT on real text."""
 
+import dataclasses
 import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from core.config import TrainConfig
 from core.errors import JobCancelledError
-from core.training import choose_max_length, train
+from core.training import TRAINER_DIR_PREFIX, TicketTrainer, choose_max_length, train
 from tests.helpers import topic_split
 
 
@@ -50,11 +53,10 @@ def test_lora_is_merged_so_the_saved_encoder_is_plain(tiny_model_dir):
     [("full", "all"), ("bitfit", "biases"), ("head", "none"), ("lora", "lora")],
 )
 def test_methods_choose_which_weights_train(tiny_model_dir, method, encoder_trainable):
-    from core.modeling import TicketClassifier, load_encoder
-    from core.training import _prepare_method
-
-    encoder = load_encoder(str(tiny_model_dir))[0]
-    model = _prepare_method(TicketClassifier(encoder, 3), TrainConfig(method=method))
+    steps = TicketTrainer(TrainConfig(model=str(tiny_model_dir), method=method), topic_split())
+    steps.load()
+    steps.prepare_method()
+    model = steps.model
     trainable = [n for n, p in model.encoder.named_parameters() if p.requires_grad]
     assert all(p.requires_grad for p in model.head.parameters())
     if encoder_trainable == "all":
@@ -65,6 +67,70 @@ def test_methods_choose_which_weights_train(tiny_model_dir, method, encoder_trai
         assert trainable == []
     else:
         assert trainable and all("lora_" in n for n in trainable)
+
+
+def test_steps_share_state_on_the_object(tiny_model_dir):
+    """load → embed → fit_head leave labels, embeddings and the quick model on the object."""
+    split = topic_split()
+    steps = TicketTrainer(TrainConfig(model=str(tiny_model_dir), method="quick"), split)
+    steps.load()
+    assert steps.labels == ["billing", "login", "shipping"]
+    assert steps.label_ids == {"billing": 0, "login": 1, "shipping": 2}
+    assert steps.max_length == choose_max_length(steps.tokenizer, split.train["text"].tolist())
+    steps.embed()
+    assert {name: len(e) for name, e in steps.embeddings.items()} == split.sizes()
+    assert steps.embeddings["train"].shape[1] == 32, "the tiny BERT's hidden size"
+    steps.fit_head()
+    quick = steps.quick_test_probabilities
+    assert quick.shape == (len(split.test), 3)
+    head_logits = steps.model.head(torch.as_tensor(steps.embeddings["test"])).detach().numpy()
+    np.testing.assert_array_equal(head_logits.argmax(axis=1), quick.argmax(axis=1))
+    assert steps.hf_trainer is None, "quick never builds a Hugging Face Trainer"
+
+
+class FailingFineTune(TicketTrainer):
+    """A method whose fine-tuning step crashes after the Trainer has been built."""
+
+    def fine_tune(self) -> None:
+        self.folder_existed = Path(self.output_dir).is_dir()
+        raise RuntimeError("out of memory in step 1")
+
+
+def test_a_step_can_be_overridden(tiny_model_dir):
+    steps = FailingFineTune(TrainConfig(model=str(tiny_model_dir), epochs=1), topic_split())
+    with pytest.raises(RuntimeError, match="out of memory"):
+        steps.train()
+    assert steps.hf_trainer is not None and steps.folder_existed
+
+
+def test_trainer_folder_is_removed_after_success_failure_and_cancel(tiny_model_dir):
+    config = TrainConfig(model=str(tiny_model_dir), epochs=1, batch_size=16)
+    done = TicketTrainer(config, topic_split())
+    done.train()
+    assert done.output_dir and Path(done.output_dir).name.startswith(TRAINER_DIR_PREFIX)
+    assert not Path(done.output_dir).exists()
+
+    failed = FailingFineTune(config, topic_split())
+    with pytest.raises(RuntimeError):
+        failed.train()
+    assert failed.folder_existed and not Path(failed.output_dir).exists()
+
+    cancel = threading.Event()
+
+    def cancel_once_training(event):
+        if event.stage == "training" and event.step >= 1:
+            cancel.set()
+
+    cancelled = TicketTrainer(
+        dataclasses.replace(config, epochs=50, batch_size=8),
+        topic_split(),
+        progress=cancel_once_training,
+        cancel=cancel,
+    )
+    with pytest.raises(JobCancelledError):
+        cancelled.train()
+    assert cancelled.hf_trainer.state.global_step >= 1
+    assert not Path(cancelled.output_dir).exists()
 
 
 def test_cancel_between_steps_raises_cancelled(tiny_model_dir):

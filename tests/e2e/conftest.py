@@ -63,11 +63,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test of this folder e2e, and skip them all when the browser is missing."""
+    """Mark every test of this folder e2e, and skip them all when the browser is missing.
+
+    Also slow: the flow trains and uses the built-in model, and later pages read that run.
+    """
     for item in items:
         if HERE not in Path(str(item.path)).resolve().parents:
             continue
         item.add_marker(pytest.mark.e2e)
+        item.add_marker(pytest.mark.slow)
         if SKIP_REASON:
             item.add_marker(pytest.mark.skip(reason=f"browser tests skipped: {SKIP_REASON}"))
 
