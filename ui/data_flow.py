@@ -17,9 +17,9 @@ import streamlit as st
 from core.config import TrainConfig
 from core.errors import DataError, TicketTuneError
 from core.io import cell_to_str, guess_label_columns, guess_text_columns
+from core.preparation import split_prepared
 from core.report import DataReport, build_report
 from core.schema import LabelScheme, PreparedData
-from core.split import split_data
 from ui.state import get_workspace, load_table, remember_upload
 
 SAMPLE_PATH = Path(__file__).resolve().parent.parent / "assets" / "sample_tickets.csv"
@@ -162,27 +162,17 @@ def _prepare(workspace_root: str, upload_id: str, draft_json: str) -> Prepared:
     prepared = scheme.apply(table)
     split, split_error = None, None
     column, test_id = split_settings(draft)
-    defaults = TrainConfig()
     try:
-        test = _test_data(scheme, test_id) if test_id else None
-        split = split_data(
+        split = split_prepared(
             prepared,
-            validation_fraction=defaults.validation_fraction,
-            test_fraction=defaults.test_fraction,
-            seed=defaults.seed,
+            table,
+            scheme,
+            config=TrainConfig(),
             split_column=column,
-            source=table,
-            test_data=test,
+            test_table=load_table(test_id) if test_id else None,
         )
     except TicketTuneError as exc:
         split_error = str(exc)
     report = build_report(prepared, split=split)
     lengths = [len(text.split()) for text in prepared.frame["text"]]
     return Prepared(prepared, report, lengths, split_error)
-
-
-def _test_data(scheme: LabelScheme, test_id: str) -> PreparedData:
-    try:
-        return scheme.apply(load_table(test_id))
-    except DataError as exc:
-        raise DataError(f"In the test file: {exc}") from exc
