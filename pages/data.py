@@ -10,6 +10,7 @@ from ui.data_flow import (
     process_upload,
     start_upload,
     store_draft,
+    switch_label_column,
     use_sample,
 )
 from ui.data_widgets import label_editor, seed_widgets, show_report
@@ -55,9 +56,7 @@ def columns(table, draft: dict) -> dict:
         "Each label column is a different **label scheme** (e.g. category, team, "
         "priority). A model learns one scheme; train one model per scheme you need."
     )
-    if label != draft["label_column"]:
-        draft["rename"], draft["drop"] = {}, []
-    return {**draft, "text_columns": text, "label_column": label}
+    return {**switch_label_column(draft, label), "text_columns": text}
 
 
 def labels(upload_id: str, table, draft: dict) -> dict:

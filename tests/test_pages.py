@@ -188,6 +188,57 @@ def test_label_rename_merge_and_drop_survive_a_refresh():
     assert set(base.loc[base["rename to"] == "money", "label"]) == {"billing", "shipping"}
 
 
+def edit_labels(at: AppTest, edits: dict[str, dict]) -> None:
+    """Type into the label editor: {label: {"rename to": …} or {"drop": True}}."""
+    editor_key = at.session_state["data_labels_key"]
+    labels = list(at.data_editor(key=editor_key).value["label"])
+    rows = {labels.index(label): change for label, change in edits.items()}
+    at.session_state[editor_key] = {"edited_rows": rows, "added_rows": [], "deleted_rows": []}
+    at.run()
+
+
+def test_label_edits_survive_switching_the_label_column():
+    at = upload(open_page("pages/data.py"), ticket_frame())
+    edit_labels(
+        at,
+        {
+            "billing": {"rename to": "payments"},
+            "shipping": {"rename to": "access"},
+            "login": {"rename to": "access"},  # merged with shipping
+        },
+    )
+    assert metric(at, "Labels") == "3"
+    at.selectbox(key="data_label_column").set_value("team").run()
+    assert metric(at, "Labels") == "2"  # team has its own labels, untouched
+    at.selectbox(key="data_label_column").set_value("category").run()
+    no_errors(at)
+    assert metric(at, "Labels") == "3"
+    edits = {"billing": "payments", "login": "access", "shipping": "access"}
+    assert Workspace().load_draft(at.query_params["data"])["rename"] == edits
+
+    at.selectbox(key="data_label_column").set_value("team").run()
+    refreshed = open_page("pages/data.py", data=at.query_params["data"])  # saved with team
+    refreshed.selectbox(key="data_label_column").set_value("category").run()
+    no_errors(refreshed)
+    assert metric(refreshed, "Labels") == "3"
+
+
+def test_a_small_separate_test_file_is_accepted_as_in_training():
+    """Three tickets per label in the test file: fewer than the minimum per label, which only
+    decides what the model learns (python -m core train --test-data accepts the same file)."""
+    at = upload(open_page("pages/data.py"), ticket_frame())
+    at.radio(key="data_split_mode").set_value("file").run()
+    test_file = ticket_frame(3, seed=9)[ticket_frame(3, seed=9)["category"] != "hardware"]
+    assert len(test_file) == 9
+    at.file_uploader(key="data_test_upload").upload("test.csv", csv_bytes(test_file), "text/csv")
+    at.run()
+    no_errors(at)
+    assert metric(at, "Held back for the test") == "9"
+    at.switch_page("pages/train.py").run()
+    no_errors(at)
+    assert at.button(key="train_start")
+
+
 def test_rare_labels_can_be_merged_into_other():
     frame = ticket_frame()
     frame.loc[:2, "category"] = "warranty"  # three tickets: below the minimum of 5

@@ -42,6 +42,7 @@ def default_draft(table: pd.DataFrame) -> dict[str, Any]:
         "label_column": label,
         "rename": {},
         "drop": [],
+        "label_edits": {},
         "min_count": 5,
         "rare_policy": "drop",
         "other_label": "other",
@@ -63,6 +64,33 @@ def get_draft(upload_id: str, table: pd.DataFrame) -> dict[str, Any]:
             draft["label_column"] = default_draft(table)["label_column"]
         drafts[upload_id] = draft
     return dict(drafts[upload_id])
+
+
+def switch_label_column(draft: dict[str, Any], column: str) -> dict[str, Any]:
+    """The draft with ``column`` as the label column and that column's label edits.
+
+    Renames and drops belong to one label column (one label scheme): switching to another column
+    puts them aside in ``label_edits`` and switching back brings them back.
+    """
+    old = draft["label_column"]
+    if column == old:
+        return dict(draft)
+    edits = dict(draft.get("label_edits") or {})
+    if draft.get("rename") or draft.get("drop"):
+        edits[old] = {
+            "rename": dict(draft.get("rename") or {}),
+            "drop": list(draft.get("drop") or []),
+        }
+    else:
+        edits.pop(old, None)
+    restored = edits.pop(column, {})
+    return {
+        **draft,
+        "label_column": column,
+        "rename": dict(restored.get("rename") or {}),
+        "drop": list(restored.get("drop") or []),
+        "label_edits": edits,
+    }
 
 
 def store_draft(upload_id: str, draft: dict[str, Any]) -> None:
