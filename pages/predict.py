@@ -102,14 +102,37 @@ def score(predictor, table, columns: list[str], threshold: float | None):
 
 
 def choose_columns(run, table, file_id: str) -> list[str]:
-    """Text columns of the new file, preset to those the model was trained on."""
+    """The columns the model was trained on; other columns only as a visible, explicit choice."""
     names = [str(c) for c in table.columns]
+    trained = run.text_columns()
+    missing = [c for c in trained if c not in names]
     if st.session_state.get("_predict_columns_for") != (file_id, run.id):
-        trained = (run.read_json("scheme.json", default={}) or {}).get("text_columns", [])
-        st.session_state["predict_text_columns"] = [c for c in trained if c in names] or names[:1]
+        st.session_state["predict_other_columns"] = False
+        st.session_state["predict_text_columns"] = [c for c in names if c not in trained][:1]
         st.session_state["_predict_columns_for"] = (file_id, run.id)
-    label = "Text columns (the model was trained on these)"
-    return st.multiselect(label, names, key="predict_text_columns")
+    if trained and not missing:
+        st.caption(f"The model reads {_listed(trained)}, the columns it was trained on.")
+    elif trained:
+        st.error(
+            f"This file has no {_listed(missing)} column, which the model was trained to read "
+            f"({_listed(trained)}). Add it to the file, or pick other columns below.",
+            icon=":material/error:",
+        )
+    else:
+        st.info("This run does not say which columns it was trained on; pick them below.")
+    if not st.checkbox("Use other columns", key="predict_other_columns"):
+        return [] if missing or not trained else trained
+    columns = st.multiselect("Text columns to read instead", names, key="predict_text_columns")
+    st.warning(
+        f"The model was trained on {_listed(trained) or 'other columns'}; on "
+        f"{_listed(columns) or 'these columns'} its labels may be worse than its test scores say.",
+        icon=":material/warning:",
+    )
+    return columns
+
+
+def _listed(columns: list[str]) -> str:
+    return " + ".join(f"**{c}**" for c in columns)
 
 
 def show_scored(run, uploaded) -> None:

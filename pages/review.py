@@ -63,7 +63,7 @@ def mistakes(run, evaluation) -> None:
 
 
 def curves(run) -> None:
-    history = run.read_json("history.json", default={}) or {}
+    history = run.history()
     loss = [tuple(p) for p in history.get("loss", [])]
     evals = [tuple(p) for p in history.get("eval", [])]
     if not loss and not evals:

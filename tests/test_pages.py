@@ -384,7 +384,7 @@ def test_batch_scoring_gives_a_table_to_download(with_trained_run):
     new = ticket_frame(5, seed=7).drop(columns=["category"])
     at.file_uploader(key="predict_upload").upload("new.csv", csv_bytes(new), "text/csv")
     at.run()
-    assert at.multiselect(key="predict_text_columns").value == ["subject", "body"]
+    assert any("reads **subject** + **body**" in c.value for c in at.caption)
     at.button(key="predict_score").click().run()
     no_errors(at)
     scored = table_in(at, "predict_results")
@@ -392,6 +392,24 @@ def test_batch_scoring_gives_a_table_to_download(with_trained_run):
     assert {"predicted_label", "confidence", "needs_review"} <= set(scored.columns)
     assert at.download_button(key="predict_download")
     assert at.download_button(key="predict_download_model")
+
+
+def test_scoring_other_columns_is_an_explicit_visible_choice(with_trained_run):
+    at = open_page("pages/predict.py")
+    frame = ticket_frame(5, seed=7)
+    new = pd.DataFrame({"id": range(len(frame)), "text": frame["subject"] + " " + frame["body"]})
+    at.file_uploader(key="predict_upload").upload("new.csv", csv_bytes(new), "text/csv")
+    at.run()
+    assert not at.exception
+    message = " ".join(e.value for e in at.error)
+    assert "no **subject** + **body** column" in message
+    assert at.button(key="predict_score").disabled  # nothing is scored on a guess
+
+    at.checkbox(key="predict_other_columns").check().run()
+    at.multiselect(key="predict_text_columns").set_value(["text"]).run()
+    assert any("trained on **subject** + **body**" in w.value for w in at.warning)
+    at.button(key="predict_score").click().run()
+    assert len(table_in(at, "predict_results")) == 20
 
 
 def test_runs_page_renames_and_deletes(with_trained_run):
