@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import streamlit as st
+import streamlit.config as st_config
 from helpers import TOPICS
 from streamlit.testing.v1 import AppTest
 
@@ -451,3 +452,17 @@ def test_try_with_sample_data_preselects_the_columns():
     assert int(metric(at, "Labels")) >= 5
     assert any("different label" in w.value for w in at.warning)  # conflicting duplicates
     assert table_in(at, "data_conflicts").shape[0] >= 1
+
+
+def test_the_shipped_config_turns_the_file_watcher_off(monkeypatch):
+    """A watcher over a venv inside the repo floods the log and keeps a core busy when idle."""
+    shipped = ROOT / ".streamlit" / "config.toml"
+    monkeypatch.chdir(ROOT)  # streamlit reads .streamlit/config.toml from the working folder
+    try:
+        st_config.get_config_options(force_reparse=True)
+        assert st_config.get_option("server.fileWatcherType") == "none"
+        assert Path(st_config.get_where_defined("server.fileWatcherType")) == shipped
+        assert st_config.get_option("server.runOnSave") is False
+    finally:
+        monkeypatch.undo()
+        st_config.get_config_options(force_reparse=True)
