@@ -7,7 +7,7 @@ from core.export import model_archive
 from core.figures import top_labels_figure
 from core.io import FILE_TYPES, read_table
 from core.scoring import NEEDS_REVIEW, score_table
-from ui.html import highlight_words, legend
+from ui.html import highlight_words, label_block, legend
 from ui.state import get_predictor, get_run, max_upload_bytes
 from ui.widgets import (
     as_percent,
@@ -43,12 +43,25 @@ def try_it(run_id: str, predictor) -> None:
         st.caption("Press **Label it** to label the text as it is now.")
         return
     left, right = st.columns([1, 2])
-    left.metric("Predicted label", prediction.label)
+    with left.container(key="predict_label"):
+        st.caption("Predicted label")
+        st.markdown(label_block(prediction.label), unsafe_allow_html=True)
     left.metric("How sure the model is", f"{prediction.confidence:.0%}")
     right.plotly_chart(top_labels_figure(prediction.top), key="predict_top_chart")
+    if prediction.reading is not None and prediction.reading.truncated:
+        st.info(reading_note(prediction.reading), icon=":material/content_cut:")
     st.markdown("**Words that drove the decision**")
     st.markdown(highlight_words(labelled_text, words), unsafe_allow_html=True)
     st.caption(legend(), unsafe_allow_html=True)
+
+
+def reading_note(reading) -> str:
+    """What a long ticket lost: the model reads only its first tokens."""
+    return (
+        f"This ticket is long: the model read only the first {reading.words_read:,} of its "
+        f"{reading.words_total:,} words ({reading.tokens_read:,} of {reading.tokens_total:,} "
+        "tokens) and ignored the rest. Put what matters most near the start."
+    )
 
 
 def read_batch(uploaded):
