@@ -4,9 +4,9 @@ import streamlit as st
 
 from core.errors import DataError
 from core.export import model_archive
-from core.figures import top_labels_figure
 from core.io import FILE_TYPES, read_table
 from core.scoring import NEEDS_REVIEW, score_table
+from ui.figures import top_labels_figure
 from ui.html import highlight_words, label_block, legend
 from ui.state import get_predictor, get_run, max_upload_bytes
 from ui.widgets import (

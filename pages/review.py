@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.figures import loss_figure, validation_figure
+from ui.figures import loss_figure, validation_figure
 from ui.review_parts import automation, comparison, confusion, headline, load_evaluation
 from ui.state import get_run
 from ui.widgets import (

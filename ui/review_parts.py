@@ -7,8 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from core.evaluation import Evaluation
-from core.figures import confusion_figure, coverage_figure, most_confused_labels
 from core.runs import Run
+from ui.figures import confusion_figure, coverage_figure, most_confused_labels
 from ui.state import get_store
 from ui.widgets import as_percent, fmt_pct, fmt_when, percent_column, show_table, sureness_column
 
