@@ -3,8 +3,10 @@
 import streamlit as st
 
 from core.io import FILE_TYPES
+from core.schema import RARE_POLICIES
 from ui.data_flow import (
     SAMPLE_PATH,
+    SCHEME_DEFAULTS,
     get_draft,
     prepare,
     process_upload,
@@ -72,12 +74,12 @@ def labels(upload_id: str, table, draft: dict) -> dict:
     )
     policy = right.radio(
         "Labels with fewer tickets than that",
-        ["drop", "other"],
+        list(RARE_POLICIES),
         key="data_rare_policy",
         horizontal=True,
         format_func={"drop": "leave them out", "other": "merge them into one label"}.get,
     )
-    other = draft.get("other_label") or "other"
+    other = draft.get("other_label") or SCHEME_DEFAULTS.other_label
     if policy == "other":
         other = right.text_input("Name of the merged label", key="data_other_label")
     return {
@@ -86,7 +88,7 @@ def labels(upload_id: str, table, draft: dict) -> dict:
         "drop": drop,
         "min_count": int(min_count),
         "rare_policy": policy,
-        "other_label": other or "other",
+        "other_label": other or SCHEME_DEFAULTS.other_label,
     }
 
 

@@ -304,6 +304,26 @@ def test_training_from_the_app_and_watching_after_refresh(tiny_model_dir):
     assert RunStore().get(run_id).status()["name"] == "my first model"
 
 
+def test_the_train_form_starts_at_the_training_defaults():
+    at = upload(open_page("pages/data.py"), ticket_frame())
+    at.switch_page("pages/train.py").run()
+    no_errors(at)
+    defaults = TrainConfig()
+    assert at.radio(key="train_method").value == defaults.method
+    form = {
+        "train_epochs": defaults.epochs,
+        "train_lr": defaults.learning_rate,
+        "train_batch_size": defaults.batch_size,
+        "train_weight_decay": defaults.weight_decay,
+        "train_patience": defaults.early_stopping_patience,
+        "train_time_budget": defaults.time_budget_minutes,
+        "train_seed": defaults.seed,
+        "train_max_length": defaults.max_length,
+    }
+    assert {key: at.number_input(key=key).value for key in form} == form
+    assert at.checkbox(key="train_class_weighting").value == defaults.class_weighting
+
+
 def test_cancel_a_queued_job(tiny_model_dir):
     from ui.state import get_jobs
 

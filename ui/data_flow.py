@@ -27,6 +27,9 @@ SAMPLE_DRAFT = {"text_columns": ["subject", "body"], "label_column": "category"}
 SCHEME_FIELDS = ("text_columns", "label_column", "rename", "drop", "min_count", "rare_policy")
 SCHEME_FIELDS += ("other_label",)
 _DRAFTS = "drafts"
+_RULE_FIELDS = ("min_count", "rare_policy", "other_label")
+#: The scheme's own defaults for the rare-label rule (the columns here are placeholders).
+SCHEME_DEFAULTS = LabelScheme(text_columns=("text",), label_column="label")
 
 
 def default_draft(table: pd.DataFrame) -> dict[str, Any]:
@@ -43,9 +46,7 @@ def default_draft(table: pd.DataFrame) -> dict[str, Any]:
         "rename": {},
         "drop": [],
         "label_edits": {},
-        "min_count": 5,
-        "rare_policy": "drop",
-        "other_label": "other",
+        **{name: getattr(SCHEME_DEFAULTS, name) for name in _RULE_FIELDS},
         "split": "random",
         "split_column": None,
         "test_upload_id": None,
