@@ -8,6 +8,7 @@ trained run; a step that needs something an earlier step failed to produce is sk
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from pathlib import Path
@@ -213,7 +214,14 @@ def test_review_confusion_cell_click_lists_its_tickets(app_server, tab, ui, flow
     )
     tab.mouse.move(x - 3, y - 3)
     tab.mouse.move(x, y)
-    tab.wait_for_timeout(400)  # plotly decides the clicked point from the hover
+    # plotly decides the clicked point from the hover: click once the square's point is hovered
+    with contextlib.suppress(sync_api.TimeoutError):  # the drill-down wait below reports it
+        tab.wait_for_function(
+            """t => window._e2eHover.some(points => points.some(
+                   p => p.customdata && p.customdata[0] === t[0] && p.customdata[1] === t[1]))""",
+            arg=list(target),
+            timeout=5_000,
+        )
     tab.mouse.click(x, y)
 
     expected = f"{count} test tickets labelled {target[0]} that the model predicted as {target[1]}:"
