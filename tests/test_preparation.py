@@ -37,7 +37,7 @@ def test_the_test_file_uses_the_label_edits_of_the_scheme():
 
 
 def test_an_unusable_test_file_says_so():
-    with pytest.raises(DataError, match="^In the test file: "):
+    with pytest.raises(DataError, match=r"^In the test file: "):
         prepare_test_file(small_test_file().drop(columns="label"), SCHEME)
 
 
