@@ -35,10 +35,25 @@ def needs_review(confidence: float | np.ndarray, threshold: float) -> bool | np.
 
 
 @dataclass(frozen=True)
+class Reading:
+    """How much of a ticket the model read: tickets longer than its maximum length are cut."""
+
+    tokens_read: int
+    tokens_total: int
+    words_read: int
+    words_total: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.tokens_read < self.tokens_total
+
+
+@dataclass(frozen=True)
 class Prediction:
     label: str
     confidence: float
     top: tuple[tuple[str, float], ...]
+    reading: Reading | None = None  # set by predict() and explain()
 
 
 @dataclass(frozen=True)
@@ -133,12 +148,31 @@ class Predictor:
 
     def predict(self, texts: Sequence[str], *, top_k: int = 3) -> list[Prediction]:
         probs = self.predict_proba(texts)
-        return [self._to_prediction(row, top_k) for row in probs]
+        return [
+            self._to_prediction(row, top_k, self.reading(str(text) if text is not None else ""))
+            for row, text in zip(probs, texts, strict=True)
+        ]
 
-    def _to_prediction(self, row: np.ndarray, top_k: int) -> Prediction:
+    def reading(self, text: str) -> Reading:
+        """How many of the ticket's tokens (and words) fit in the model's maximum length."""
+        encoded = self.tokenizer(
+            text, add_special_tokens=False, return_offsets_mapping=self.tokenizer.is_fast
+        )
+        total = len(encoded["input_ids"])
+        budget = self.meta.max_length - self.tokenizer.num_special_tokens_to_add(pair=False)
+        read = max(0, min(total, budget))
+        words_total = len(WORD_PATTERN.findall(text))
+        words_read = words_total
+        if read < total:
+            offsets = encoded.get("offset_mapping")
+            end = offsets[read - 1][1] if offsets and read else 0
+            words_read = len(WORD_PATTERN.findall(text[:end])) if offsets else 0
+        return Reading(read, total, words_read, words_total)
+
+    def _to_prediction(self, row: np.ndarray, top_k: int, reading: Reading | None) -> Prediction:
         order = np.argsort(-row)[:top_k]
         top = tuple((self.meta.labels[i], float(row[i])) for i in order)
-        return Prediction(label=top[0][0], confidence=top[0][1], top=top)
+        return Prediction(label=top[0][0], confidence=top[0][1], top=top, reading=reading)
 
     def predict_frame(
         self,
@@ -176,14 +210,14 @@ class Predictor:
         """
         spans = [(m.start(), m.end()) for m in WORD_PATTERN.finditer(text)]
         if not spans:
-            return self._to_prediction(self.predict_proba([text])[0], 3), []
+            return self._to_prediction(self.predict_proba([text])[0], 3, self.reading(text)), []
         groups = _group_spans(spans, MAX_OCCLUSIONS)
         variants = [text[:start] + text[end:] for start, end in groups]
         # The text and its variants in one batch: one precision for all, so a weight is the
         # word's effect and not a rounding difference between two code paths.
         scored = self.predict_proba([text, *variants])
         base, probs = scored[0], scored[1:]
-        prediction = self._to_prediction(base, 3)
+        prediction = self._to_prediction(base, 3, self.reading(text))
         target = self.meta.labels.index(prediction.label)
         contributions = []
         for (start, end), row in zip(groups, probs, strict=True):

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import platform
 import threading
@@ -22,14 +21,14 @@ import transformers
 from core import atomic
 from core.baseline import run_baseline
 from core.config import TrainConfig
-from core.errors import DataError
 from core.evaluation import compute_metrics, evaluate
 from core.modeling import load_tokenizer, resolve_model_source, save_classifier
+from core.preparation import prepare_split
 from core.progress import ProgressCallback, ProgressEvent
 from core.report import DataReport, build_report
 from core.runs import Run
 from core.schema import LabelScheme
-from core.split import DataSplit, split_data
+from core.split import DataSplit
 from core.training import TrainingOutcome, train
 
 SPLIT_FILE = "split.csv"
@@ -111,23 +110,13 @@ def _save_inputs(run: Run, request: TrainingRequest) -> None:
 
 def _prepare_split(run: Run, request: TrainingRequest, progress: ProgressCallback) -> DataSplit:
     progress(ProgressEvent("preparing", message="Checking the tickets and splitting them."))
-    prepared = request.scheme.apply(request.table)
-    test_prepared = None
-    if request.test_table is not None:
-        try:
-            test_scheme = dataclasses.replace(request.scheme, min_count=1)
-            test_prepared = test_scheme.apply(request.test_table)
-        except DataError as exc:
-            raise DataError(f"In the test file: {exc}") from exc
     config = request.config
-    split = split_data(
-        prepared,
-        validation_fraction=config.validation_fraction,
-        test_fraction=config.test_fraction,
-        seed=config.seed,
+    prepared, split = prepare_split(
+        request.table,
+        request.scheme,
+        config=config,
         split_column=request.split_column,
-        source=request.table,
-        test_data=test_prepared,
+        test_table=request.test_table,
     )
     tokenizer = load_tokenizer(resolve_model_source(config.model))
     report = build_report(prepared, split=split, tokenizer=tokenizer)

@@ -251,6 +251,25 @@ class Run:
         saved = {**(details or {}), "threshold": float(value), "saved_at": utc_now_iso()}
         self.write_json(THRESHOLD_FILE, saved)
 
+    # What the pages show, one accessor per run file (no page reads a run file by name).
+
+    def text_columns(self) -> list[str]:
+        """The columns the model was trained to read, in order ([] when unknown)."""
+        columns = _dict_or_empty(self.read_json("scheme.json", default={})).get("text_columns")
+        return [str(c) for c in columns] if isinstance(columns, list) else []
+
+    def train_settings(self) -> dict:
+        """The run's training settings (config.json) as saved, or {}."""
+        return _dict_or_empty(self.read_json("config.json", default={}))
+
+    def metrics(self) -> dict:
+        """Test scores of the model, the baseline and the quick model (metrics.json), or {}."""
+        return _dict_or_empty(self.read_json("metrics.json", default={}))
+
+    def history(self) -> dict:
+        """Training curves: {"loss": [[step, loss], …], "eval": […]} (history.json), or {}."""
+        return _dict_or_empty(self.read_json("history.json", default={}))
+
     def status(self) -> dict:
         """Contents of status.json (RunNotFoundError if missing or unreadable)."""
         status = self.read_json(STATUS_FILE)

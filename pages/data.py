@@ -2,14 +2,17 @@
 
 import streamlit as st
 
+from core.schema import RARE_POLICIES
 from core.tables import FILE_TYPES
 from ui.data_flow import (
     SAMPLE_PATH,
+    SCHEME_DEFAULTS,
     get_draft,
     prepare,
     process_upload,
     start_upload,
     store_draft,
+    switch_label_column,
     use_sample,
 )
 from ui.data_widgets import label_editor, seed_widgets, show_report
@@ -56,9 +59,7 @@ def columns(table, draft: dict) -> dict:
         "Each label column is a different **label scheme** (e.g. category, team, "
         "priority). A model learns one scheme; train one model per scheme you need."
     )
-    if label != draft["label_column"]:
-        draft["rename"], draft["drop"] = {}, []
-    return {**draft, "text_columns": text, "label_column": label}
+    return {**switch_label_column(draft, label), "text_columns": text}
 
 
 def labels(upload_id: str, table, draft: dict) -> dict:
@@ -74,12 +75,12 @@ def labels(upload_id: str, table, draft: dict) -> dict:
     )
     policy = right.radio(
         "Labels with fewer tickets than that",
-        ["drop", "other"],
+        list(RARE_POLICIES),
         key="data_rare_policy",
         horizontal=True,
         format_func={"drop": "leave them out", "other": "merge them into one label"}.get,
     )
-    other = draft.get("other_label") or "other"
+    other = draft.get("other_label") or SCHEME_DEFAULTS.other_label
     if policy == "other":
         other = right.text_input("Name of the merged label", key="data_other_label")
     return {
@@ -88,7 +89,7 @@ def labels(upload_id: str, table, draft: dict) -> dict:
         "drop": drop,
         "min_count": int(min_count),
         "rare_policy": policy,
-        "other_label": other or "other",
+        "other_label": other or SCHEME_DEFAULTS.other_label,
     }
 
 

@@ -4,11 +4,11 @@ import streamlit as st
 
 from core.errors import DataError
 from core.export import model_archive
-from core.figures import top_labels_figure
 from core.inference import needs_review
 from core.scoring import NEEDS_REVIEW, score_table
 from core.tables import FILE_TYPES, read_table
-from ui.html import highlight_words, legend
+from ui.figures import top_labels_figure
+from ui.html import highlight_words, label_block, legend
 from ui.state import get_predictor, get_run, max_upload_bytes
 from ui.widgets import (
     as_percent,
@@ -44,7 +44,9 @@ def try_it(run_id: str, predictor, threshold: float | None = None) -> None:
         st.caption("Press **Label it** to label the text as it is now.")
         return
     left, right = st.columns([1, 2])
-    left.metric("Predicted label", prediction.label)
+    with left.container(key="predict_label"):
+        st.caption("Predicted label")
+        st.markdown(label_block(prediction.label), unsafe_allow_html=True)
     left.metric("How sure the model is", f"{prediction.confidence:.0%}")
     if threshold is not None and needs_review(prediction.confidence, threshold):
         st.warning(
@@ -54,9 +56,20 @@ def try_it(run_id: str, predictor, threshold: float | None = None) -> None:
             icon=":material/person:",
         )
     right.plotly_chart(top_labels_figure(prediction.top), key="predict_top_chart")
+    if prediction.reading is not None and prediction.reading.truncated:
+        st.info(reading_note(prediction.reading), icon=":material/content_cut:")
     st.markdown("**Words that drove the decision**")
     st.markdown(highlight_words(labelled_text, words), unsafe_allow_html=True)
     st.caption(legend(), unsafe_allow_html=True)
+
+
+def reading_note(reading) -> str:
+    """What a long ticket lost: the model reads only its first tokens."""
+    return (
+        f"This ticket is long: the model read only the first {reading.words_read:,} of its "
+        f"{reading.words_total:,} words ({reading.tokens_read:,} of {reading.tokens_total:,} "
+        "tokens) and ignored the rest. Put what matters most near the start."
+    )
 
 
 def read_batch(uploaded):
@@ -110,14 +123,37 @@ def score(predictor, table, columns: list[str], threshold: float | None):
 
 
 def choose_columns(run, table, file_id: str) -> list[str]:
-    """Text columns of the new file, preset to those the model was trained on."""
+    """The columns the model was trained on; other columns only as a visible, explicit choice."""
     names = [str(c) for c in table.columns]
+    trained = run.text_columns()
+    missing = [c for c in trained if c not in names]
     if st.session_state.get("_predict_columns_for") != (file_id, run.id):
-        trained = (run.read_json("scheme.json", default={}) or {}).get("text_columns", [])
-        st.session_state["predict_text_columns"] = [c for c in trained if c in names] or names[:1]
+        st.session_state["predict_other_columns"] = False
+        st.session_state["predict_text_columns"] = [c for c in names if c not in trained][:1]
         st.session_state["_predict_columns_for"] = (file_id, run.id)
-    label = "Text columns (the model was trained on these)"
-    return st.multiselect(label, names, key="predict_text_columns")
+    if trained and not missing:
+        st.caption(f"The model reads {_listed(trained)}, the columns it was trained on.")
+    elif trained:
+        st.error(
+            f"This file has no {_listed(missing)} column, which the model was trained to read "
+            f"({_listed(trained)}). Add it to the file, or pick other columns below.",
+            icon=":material/error:",
+        )
+    else:
+        st.info("This run does not say which columns it was trained on; pick them below.")
+    if not st.checkbox("Use other columns", key="predict_other_columns"):
+        return [] if missing or not trained else trained
+    columns = st.multiselect("Text columns to read instead", names, key="predict_text_columns")
+    st.warning(
+        f"The model was trained on {_listed(trained) or 'other columns'}; on "
+        f"{_listed(columns) or 'these columns'} its labels may be worse than its test scores say.",
+        icon=":material/warning:",
+    )
+    return columns
+
+
+def _listed(columns: list[str]) -> str:
+    return " + ".join(f"**{c}**" for c in columns)
 
 
 def show_scored(run, uploaded) -> None:

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.figures import loss_figure, validation_figure
+from ui.figures import loss_figure, validation_figure
 from ui.review_parts import automation, comparison, confusion, headline, load_evaluation
 from ui.state import get_run
 from ui.widgets import (
@@ -63,7 +63,7 @@ def mistakes(run, evaluation) -> None:
 
 
 def curves(run) -> None:
-    history = run.read_json("history.json", default={}) or {}
+    history = run.history()
     loss = [tuple(p) for p in history.get("loss", [])]
     evals = [tuple(p) for p in history.get("eval", [])]
     if not loss and not evals:

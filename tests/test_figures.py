@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core import figures
 from core.inference import WordContribution
+from ui import figures
 from ui.html import highlight_words
 
 LABELS = ["billing", "login", "shipping"]

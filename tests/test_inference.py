@@ -69,3 +69,25 @@ def test_explain_empty_text(predictor):
 def test_missing_model_is_a_clear_error(tmp_path):
     with pytest.raises(RunNotFoundError, match="No trained model"):
         Predictor.load(tmp_path)
+
+
+def test_a_long_ticket_says_how_much_of_it_the_model_read(predictor):
+    text = " ".join(f"invoice{i}" for i in range(400))
+    prediction, _ = predictor.explain(text)
+    reading = prediction.reading
+    fed = predictor.tokenizer(text, truncation=True, max_length=predictor.meta.max_length)
+    specials = predictor.tokenizer.num_special_tokens_to_add(pair=False)
+    assert reading.truncated
+    assert reading.tokens_read == len(fed["input_ids"]) - specials
+    assert reading.tokens_total == len(predictor.tokenizer(text)["input_ids"]) - specials
+    assert reading.words_total == 400
+    assert 0 < reading.words_read < 400
+    # The words the model read are the ones the truncated tokens came from.
+    shown = predictor.tokenizer.decode(fed["input_ids"], skip_special_tokens=True).split()
+    assert shown[-1].startswith(f"invoice{reading.words_read - 1}"[: len(shown[-1])])
+
+
+def test_a_short_ticket_is_read_whole(predictor):
+    [prediction] = predictor.predict(["Where is my parcel"])
+    assert not prediction.reading.truncated
+    assert prediction.reading.words_read == prediction.reading.words_total == 4

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import streamlit as st
+import streamlit.config as st_config
 from helpers import TOPICS
 from streamlit.testing.v1 import AppTest
 
@@ -216,6 +217,57 @@ def test_label_rename_merge_and_drop_survive_a_refresh():
     assert set(base.loc[base["rename to"] == "money", "label"]) == {"billing", "shipping"}
 
 
+def edit_labels(at: AppTest, edits: dict[str, dict]) -> None:
+    """Type into the label editor: {label: {"rename to": …} or {"drop": True}}."""
+    editor_key = at.session_state["data_labels_key"]
+    labels = list(at.data_editor(key=editor_key).value["label"])
+    rows = {labels.index(label): change for label, change in edits.items()}
+    at.session_state[editor_key] = {"edited_rows": rows, "added_rows": [], "deleted_rows": []}
+    at.run()
+
+
+def test_label_edits_survive_switching_the_label_column():
+    at = upload(open_page("pages/data.py"), ticket_frame())
+    edit_labels(
+        at,
+        {
+            "billing": {"rename to": "payments"},
+            "shipping": {"rename to": "access"},
+            "login": {"rename to": "access"},  # merged with shipping
+        },
+    )
+    assert metric(at, "Labels") == "3"
+    at.selectbox(key="data_label_column").set_value("team").run()
+    assert metric(at, "Labels") == "2"  # team has its own labels, untouched
+    at.selectbox(key="data_label_column").set_value("category").run()
+    no_errors(at)
+    assert metric(at, "Labels") == "3"
+    edits = {"billing": "payments", "login": "access", "shipping": "access"}
+    assert Workspace().load_draft(at.query_params["data"])["rename"] == edits
+
+    at.selectbox(key="data_label_column").set_value("team").run()
+    refreshed = open_page("pages/data.py", data=at.query_params["data"])  # saved with team
+    refreshed.selectbox(key="data_label_column").set_value("category").run()
+    no_errors(refreshed)
+    assert metric(refreshed, "Labels") == "3"
+
+
+def test_a_small_separate_test_file_is_accepted_as_in_training():
+    """Three tickets per label in the test file: fewer than the minimum per label, which only
+    decides what the model learns (python -m core train --test-data accepts the same file)."""
+    at = upload(open_page("pages/data.py"), ticket_frame())
+    at.radio(key="data_split_mode").set_value("file").run()
+    test_file = ticket_frame(3, seed=9)[ticket_frame(3, seed=9)["category"] != "hardware"]
+    assert len(test_file) == 9
+    at.file_uploader(key="data_test_upload").upload("test.csv", csv_bytes(test_file), "text/csv")
+    at.run()
+    no_errors(at)
+    assert metric(at, "Held back for the test") == "9"
+    at.switch_page("pages/train.py").run()
+    no_errors(at)
+    assert at.button(key="train_start")
+
+
 def test_rare_labels_can_be_merged_into_other():
     frame = ticket_frame()
     frame.loc[:2, "category"] = "warranty"  # three tickets: below the minimum of 5
@@ -278,6 +330,26 @@ def test_training_from_the_app_and_watching_after_refresh(tiny_model_dir):
     refreshed = open_page("pages/train.py", run=run_id)
     assert any("Finished" in s.value for s in refreshed.success)
     assert RunStore().get(run_id).status()["name"] == "my first model"
+
+
+def test_the_train_form_starts_at_the_training_defaults():
+    at = upload(open_page("pages/data.py"), ticket_frame())
+    at.switch_page("pages/train.py").run()
+    no_errors(at)
+    defaults = TrainConfig()
+    assert at.radio(key="train_method").value == defaults.method
+    form = {
+        "train_epochs": defaults.epochs,
+        "train_lr": defaults.learning_rate,
+        "train_batch_size": defaults.batch_size,
+        "train_weight_decay": defaults.weight_decay,
+        "train_patience": defaults.early_stopping_patience,
+        "train_time_budget": defaults.time_budget_minutes,
+        "train_seed": defaults.seed,
+        "train_max_length": defaults.max_length,
+    }
+    assert {key: at.number_input(key=key).value for key in form} == form
+    assert at.checkbox(key="train_class_weighting").value == defaults.class_weighting
 
 
 def test_cancel_a_queued_job(tiny_model_dir):
@@ -349,10 +421,21 @@ def test_try_it_shows_label_percentages_and_escaped_words(with_trained_run):
     at.text_area(key="predict_text").set_value("My printer <b>is</b> broken <script>x</script>")
     at.button(key="predict_go").click().run()
     no_errors(at)
-    assert metric(at, "Predicted label") in {"billing", "login", "shipping", "hardware"}
+    label = at.get_by_key("predict_label").markdown[0].value
+    assert any(f">{name}</div>" in label for name in ("billing", "login", "shipping", "hardware"))
+    assert not any("read only the first" in i.value for i in at.info)  # a short ticket
     assert metric(at, "How sure the model is").endswith("%")
     html = next(m.value for m in at.markdown if "line-height" in m.value)
     assert "&lt;script&gt;" in html and "<script>" not in html
+
+
+def test_try_it_says_how_much_of_a_long_ticket_the_model_read(with_trained_run):
+    at = open_page("pages/predict.py")
+    at.text_area(key="predict_text").set_value(" ".join(["My invoice is wrong"] * 100))
+    at.button(key="predict_go").click().run()
+    no_errors(at)
+    [note] = [i.value for i in at.info if "read only the first" in i.value]
+    assert "of its 400 words" in note
 
 
 def test_batch_scoring_gives_a_table_to_download(with_trained_run):
@@ -361,7 +444,7 @@ def test_batch_scoring_gives_a_table_to_download(with_trained_run):
     new = ticket_frame(5, seed=7).drop(columns=["category"])
     at.file_uploader(key="predict_upload").upload("new.csv", csv_bytes(new), "text/csv")
     at.run()
-    assert at.multiselect(key="predict_text_columns").value == ["subject", "body"]
+    assert any("reads **subject** + **body**" in c.value for c in at.caption)
     at.button(key="predict_score").click().run()
     no_errors(at)
     scored = table_in(at, "predict_results")
@@ -369,6 +452,24 @@ def test_batch_scoring_gives_a_table_to_download(with_trained_run):
     assert {"predicted_label", "confidence", "needs_review"} <= set(scored.columns)
     assert at.download_button(key="predict_download")
     assert at.download_button(key="predict_download_model")
+
+
+def test_scoring_other_columns_is_an_explicit_visible_choice(with_trained_run):
+    at = open_page("pages/predict.py")
+    frame = ticket_frame(5, seed=7)
+    new = pd.DataFrame({"id": range(len(frame)), "text": frame["subject"] + " " + frame["body"]})
+    at.file_uploader(key="predict_upload").upload("new.csv", csv_bytes(new), "text/csv")
+    at.run()
+    assert not at.exception
+    message = " ".join(e.value for e in at.error)
+    assert "no **subject** + **body** column" in message
+    assert at.button(key="predict_score").disabled  # nothing is scored on a guess
+
+    at.checkbox(key="predict_other_columns").check().run()
+    at.multiselect(key="predict_text_columns").set_value(["text"]).run()
+    assert any("trained on **subject** + **body**" in w.value for w in at.warning)
+    at.button(key="predict_score").click().run()
+    assert len(table_in(at, "predict_results")) == 20
 
 
 def test_runs_page_renames_and_deletes(with_trained_run):
@@ -480,3 +581,17 @@ def test_try_it_flags_a_guess_below_the_threshold(with_trained_run):
     run.save_automation_threshold(max(0.0, sure - 0.05))
     at.run()
     assert not [w.value for w in at.warning if "would go to a person" in w.value]
+
+
+def test_the_shipped_config_turns_the_file_watcher_off(monkeypatch):
+    """A watcher over a venv inside the repo floods the log and keeps a core busy when idle."""
+    shipped = ROOT / ".streamlit" / "config.toml"
+    monkeypatch.chdir(ROOT)  # streamlit reads .streamlit/config.toml from the working folder
+    try:
+        st_config.get_config_options(force_reparse=True)
+        assert st_config.get_option("server.fileWatcherType") == "none"
+        assert Path(st_config.get_where_defined("server.fileWatcherType")) == shipped
+        assert st_config.get_option("server.runOnSave") is False
+    finally:
+        monkeypatch.undo()
+        st_config.get_config_options(force_reparse=True)

@@ -270,3 +270,21 @@ def test_recover_leaves_runs_of_live_owners_alone(store: RunStore) -> None:
     assert other_live.status()["state"] == "queued"
     assert live_here.status()["state"] == "queued"
     assert store.recover_interrupted() == [live_here.id]
+
+
+def test_run_accessors_read_what_the_pipeline_wrote(tmp_path):
+    run = RunStore(tmp_path).create("accessors")
+    assert (run.text_columns(), run.metrics(), run.history(), run.train_settings()) == (
+        [],
+        {},
+        {},
+        {},
+    )
+    run.write_json("scheme.json", {"text_columns": ["subject", "body"], "label_column": "team"})
+    run.write_json("config.json", {"method": "quick"})
+    run.write_json("metrics.json", {"model": {"accuracy": 0.5}})
+    run.write_json("history.json", {"loss": [[1, 0.9]]})
+    assert run.text_columns() == ["subject", "body"]
+    assert run.train_settings()["method"] == "quick"
+    assert run.metrics()["model"]["accuracy"] == 0.5
+    assert run.history()["loss"] == [[1, 0.9]]

@@ -17,9 +17,9 @@ import streamlit as st
 from core.columns import guess_label_columns, guess_text_columns
 from core.config import TrainConfig
 from core.errors import DataError, TicketTuneError
+from core.preparation import split_prepared
 from core.report import DataReport, build_report
 from core.schema import LabelScheme, PreparedData
-from core.split import split_data
 from core.text import cell_to_str
 from ui.state import get_workspace, load_table, remember_upload
 
@@ -28,6 +28,9 @@ SAMPLE_DRAFT = {"text_columns": ["subject", "body"], "label_column": "category"}
 SCHEME_FIELDS = ("text_columns", "label_column", "rename", "drop", "min_count", "rare_policy")
 SCHEME_FIELDS += ("other_label",)
 _DRAFTS = "drafts"
+_RULE_FIELDS = ("min_count", "rare_policy", "other_label")
+#: The scheme's own defaults for the rare-label rule (the columns here are placeholders).
+SCHEME_DEFAULTS = LabelScheme(text_columns=("text",), label_column="label")
 
 
 def default_draft(table: pd.DataFrame) -> dict[str, Any]:
@@ -43,9 +46,8 @@ def default_draft(table: pd.DataFrame) -> dict[str, Any]:
         "label_column": label,
         "rename": {},
         "drop": [],
-        "min_count": 5,
-        "rare_policy": "drop",
-        "other_label": "other",
+        "label_edits": {},
+        **{name: getattr(SCHEME_DEFAULTS, name) for name in _RULE_FIELDS},
         "split": "random",
         "split_column": None,
         "test_upload_id": None,
@@ -64,6 +66,33 @@ def get_draft(upload_id: str, table: pd.DataFrame) -> dict[str, Any]:
             draft["label_column"] = default_draft(table)["label_column"]
         drafts[upload_id] = draft
     return dict(drafts[upload_id])
+
+
+def switch_label_column(draft: dict[str, Any], column: str) -> dict[str, Any]:
+    """The draft with ``column`` as the label column and that column's label edits.
+
+    Renames and drops belong to one label column (one label scheme): switching to another column
+    puts them aside in ``label_edits`` and switching back brings them back.
+    """
+    old = draft["label_column"]
+    if column == old:
+        return dict(draft)
+    edits = dict(draft.get("label_edits") or {})
+    if draft.get("rename") or draft.get("drop"):
+        edits[old] = {
+            "rename": dict(draft.get("rename") or {}),
+            "drop": list(draft.get("drop") or []),
+        }
+    else:
+        edits.pop(old, None)
+    restored = edits.pop(column, {})
+    return {
+        **draft,
+        "label_column": column,
+        "rename": dict(restored.get("rename") or {}),
+        "drop": list(restored.get("drop") or []),
+        "label_edits": edits,
+    }
 
 
 def store_draft(upload_id: str, draft: dict[str, Any]) -> None:
@@ -163,27 +192,17 @@ def _prepare(workspace_root: str, upload_id: str, draft_json: str) -> Prepared:
     prepared = scheme.apply(table)
     split, split_error = None, None
     column, test_id = split_settings(draft)
-    defaults = TrainConfig()
     try:
-        test = _test_data(scheme, test_id) if test_id else None
-        split = split_data(
+        split = split_prepared(
             prepared,
-            validation_fraction=defaults.validation_fraction,
-            test_fraction=defaults.test_fraction,
-            seed=defaults.seed,
+            table,
+            scheme,
+            config=TrainConfig(),
             split_column=column,
-            source=table,
-            test_data=test,
+            test_table=load_table(test_id) if test_id else None,
         )
     except TicketTuneError as exc:
         split_error = str(exc)
     report = build_report(prepared, split=split)
     lengths = [len(text.split()) for text in prepared.frame["text"]]
     return Prepared(prepared, report, lengths, split_error)
-
-
-def _test_data(scheme: LabelScheme, test_id: str) -> PreparedData:
-    try:
-        return scheme.apply(load_table(test_id))
-    except DataError as exc:
-        raise DataError(f"In the test file: {exc}") from exc

@@ -8,8 +8,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.figures import label_counts_figure, length_histogram
 from ui.data_flow import Prepared, raw_label_counts
+from ui.figures import label_counts_figure, length_histogram
 from ui.widgets import show_table
 
 #: Widget key -> draft field. Widgets get their value from the draft (no default argument), so

@@ -57,3 +57,9 @@ def legend() -> str:
         f'pushed towards the label, <span style="background: rgba({AGAINST}, 0.6); '
         'padding: 1px 4px">red</span> words against it.'
     )
+
+
+def label_block(label: str) -> str:
+    """A predicted label in large type that wraps instead of being cut off (st.metric cuts long
+    label names with "…")."""
+    return f'<div style="font-size: 1.75rem; overflow-wrap: anywhere;">{html.escape(label)}</div>'

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import RunNotFoundError
-from core.figures import loss_figure, validation_figure
 from core.jobs import JobSnapshot
+from ui.figures import loss_figure, validation_figure
 from ui.state import get_jobs
 from ui.widgets import fmt_duration, fmt_pct
 

@@ -7,8 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from core.evaluation import Evaluation
-from core.figures import confusion_figure, coverage_figure, most_confused_labels
 from core.runs import Run
+from ui.figures import confusion_figure, coverage_figure, most_confused_labels
 from ui.state import get_store
 from ui.widgets import as_percent, fmt_pct, fmt_when, percent_column, show_table, sureness_column
 
@@ -25,10 +25,10 @@ def load_evaluation(run_path: str, finished_at: str | None) -> Evaluation:
 
 def headline(run: Run) -> None:
     """Accuracy and macro-F1, with their gains over the word-count baseline and quick model."""
-    metrics = run.read_json("metrics.json", default={}) or {}
+    metrics = run.metrics()
     model = metrics.get("model", {})
     baseline, quick = metrics.get("baseline", {}), metrics.get("quick", {})
-    is_quick = (run.read_json("config.json", default={}) or {}).get("method") == "quick"
+    is_quick = run.train_settings().get("method") == "quick"
     cols = st.columns(3)
     for column, key, title in (
         (cols[0], "accuracy", "Accuracy"),

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.config import TrainConfig
 from core.tables import FILE_TYPES
 from ui.data_flow import process_upload, save_checked_upload
 from ui.state import get_workspace, upload_filename
 
 SPLIT_MODES = {
-    "random": "Hold back 10% of the tickets at random for the final test (recommended)",
+    "random": f"Hold back {TrainConfig().test_fraction:.0%} of the tickets at random for the "
+    "final test (recommended)",
     "column": "A column of my file says train / validation / test",
     "file": "I have a separate file of test tickets",
 }

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.config import DEFAULT_LEARNING_RATES, METHOD_DESCRIPTIONS, METHODS
+from core.config import (
+    DEFAULT_LEARNING_RATES,
+    MAX_MODEL_LENGTH,
+    METHOD_DESCRIPTIONS,
+    METHODS,
+    TrainConfig,
+)
 
 BUILTIN = "Built-in: all-MiniLM-L6-v2 (works offline)"
 OTHER = "Another model: a Hugging Face id or a folder on this computer"
@@ -20,11 +26,12 @@ METHOD_NAMES = {
     "head": "Final layer only",
 }
 KEEP = {"persist_state": "session"}  # settings survive a visit to another page
+DEFAULTS = TrainConfig()  # what an analyst gets by pressing Train: the form starts there
 
 
 def model_and_method() -> tuple[str, str]:
     choice = st.radio("Model", [BUILTIN, OTHER], key="train_model", **KEEP)
-    model = "default"
+    model = DEFAULTS.model
     if choice == OTHER:
         model = st.text_input(
             "Hugging Face model id or local folder",
@@ -35,7 +42,7 @@ def model_and_method() -> tuple[str, str]:
     method = st.radio(
         "Method",
         METHODS,
-        index=METHODS.index("full"),
+        index=METHODS.index(DEFAULTS.method),
         key="train_method",
         format_func=METHOD_NAMES.get,
         **KEEP,
@@ -49,27 +56,41 @@ def advanced(method: str) -> dict:
         a, b, c = st.columns(3)
         values = {
             "epochs": a.number_input(
-                "Epochs (passes over the tickets)", 0.1, 100.0, 3.0, 0.5, key="train_epochs", **KEEP
+                "Epochs (passes over the tickets)",
+                0.1,
+                100.0,
+                float(DEFAULTS.epochs),
+                0.5,
+                key="train_epochs",
+                **KEEP,
             ),
             "learning_rate": b.number_input(
                 "Learning rate",
                 1e-7,
                 0.5,
-                None,
+                DEFAULTS.learning_rate,
                 format="%.1e",
                 key="train_lr",
                 **KEEP,
                 placeholder=f"automatic ({DEFAULT_LEARNING_RATES[method]:.0e})",
             ),
-            "batch_size": c.number_input("Batch size", 1, 1024, 32, key="train_batch_size", **KEEP),
+            "batch_size": c.number_input(
+                "Batch size", 1, 1024, DEFAULTS.batch_size, key="train_batch_size", **KEEP
+            ),
             "weight_decay": a.number_input(
-                "Weight decay", 0.0, 0.99, 0.01, 0.01, key="train_weight_decay", **KEEP
+                "Weight decay",
+                0.0,
+                0.99,
+                DEFAULTS.weight_decay,
+                0.01,
+                key="train_weight_decay",
+                **KEEP,
             ),
             "early_stopping_patience": b.number_input(
                 "Stop after this many checks without improvement (0 = never)",
                 0,
                 100,
-                3,
+                DEFAULTS.early_stopping_patience,
                 key="train_patience",
                 **KEEP,
             ),
@@ -77,23 +98,28 @@ def advanced(method: str) -> dict:
                 "Time budget (minutes)",
                 0.5,
                 10_000.0,
-                None,
+                DEFAULTS.time_budget_minutes,
                 key="train_time_budget",
                 **KEEP,
                 placeholder="no limit",
             ),
-            "seed": a.number_input("Random seed", 0, 2**31 - 1, 42, key="train_seed", **KEEP),
+            "seed": a.number_input(
+                "Random seed", 0, 2**31 - 1, DEFAULTS.seed, key="train_seed", **KEEP
+            ),
             "max_length": b.number_input(
                 "Maximum ticket length (tokens)",
                 8,
-                512,
-                None,
+                MAX_MODEL_LENGTH,
+                DEFAULTS.max_length,
                 key="train_max_length",
                 placeholder="automatic",
                 **KEEP,
             ),
             "class_weighting": c.checkbox(
-                "Give rare labels more weight", key="train_class_weighting", **KEEP
+                "Give rare labels more weight",
+                value=DEFAULTS.class_weighting,
+                key="train_class_weighting",
+                **KEEP,
             ),
         }
     ints = ("batch_size", "early_stopping_patience", "seed", "max_length")

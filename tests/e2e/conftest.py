@@ -147,16 +147,12 @@ def app_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixture
         "streamlit",
         "run",
         "app.py",
-        "--server.headless",
-        "true",
+        # Only where to listen: everything else comes from the shipped .streamlit/config.toml,
+        # so the tests run the configuration analysts get (file watcher included).
         "--server.port",
         str(port),
         "--server.address",
         "127.0.0.1",
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.fileWatcherType",
-        "none",
     ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(

@@ -8,6 +8,7 @@ trained run; a step that needs something an earlier step failed to produce is sk
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from pathlib import Path
@@ -213,7 +214,14 @@ def test_review_confusion_cell_click_lists_its_tickets(app_server, tab, ui, flow
     )
     tab.mouse.move(x - 3, y - 3)
     tab.mouse.move(x, y)
-    tab.wait_for_timeout(400)  # plotly decides the clicked point from the hover
+    # plotly decides the clicked point from the hover: click once the square's point is hovered
+    with contextlib.suppress(sync_api.TimeoutError):  # the drill-down wait below reports it
+        tab.wait_for_function(
+            """t => window._e2eHover.some(points => points.some(
+                   p => p.customdata && p.customdata[0] === t[0] && p.customdata[1] === t[1]))""",
+            arg=list(target),
+            timeout=5_000,
+        )
     tab.mouse.click(x, y)
 
     expected = f"{count} test tickets labelled {target[0]} that the model predicted as {target[1]}:"
@@ -275,7 +283,10 @@ def test_try_a_ticket(app_server, tab, ui, flow):
     tab.get_by_text("Words that drove the decision").wait_for(timeout=PAGE_TIMEOUT_MS)
     ui.settle(tab)
 
-    label = ui.metric(tab, "Predicted label")
+    shown_label = tab.locator('.st-key-predict_label div[style*="overflow-wrap"]')
+    label = shown_label.inner_text().strip()
+    # shown whole: nothing cut off with "…" as st.metric did with long label names
+    assert shown_label.evaluate("e => e.scrollWidth <= e.clientWidth")
     assert label in flow["labels"]
     assert re.fullmatch(r"\d{1,3}%", ui.metric(tab, "How sure the model is"))
     chart = tab.locator(".st-key-predict_top_chart .js-plotly-plot")
@@ -301,8 +312,11 @@ def test_score_a_file_and_download_it(app_server, tab, ui, flow, tmp_path):
     start = tab.get_by_role("button", name="Label the file")
     start.wait_for(timeout=PAGE_TIMEOUT_MS)
     ui.settle(tab)
-    trained_on = "Text columns (the model was trained on these)"
-    assert ui.multiselect_values(tab, trained_on) == TEXT_COLUMNS
+    trained_on = tab.get_by_test_id("stCaptionContainer").filter(has_text="The model reads")
+    expect(trained_on).to_have_text(
+        f"The model reads {' + '.join(TEXT_COLUMNS)}, the columns it was trained on."
+    )
+    assert not tab.get_by_role("checkbox", name="Use other columns").is_checked()
     start.click()
     new = read_table(NEW_TICKETS)
     tab.get_by_text(f"Labelled {len(new):,} tickets.").wait_for(timeout=TRAIN_TIMEOUT_MS)

@@ -33,16 +33,23 @@ def _progress(job) -> tuple[str, int, str]:
     return match["stage"], int(match["percent"]), text
 
 
+#: True once the job panel's progress bar shows ``stage`` beyond ``percent``.
+PROGRESS_BEYOND_JS = r"""([stage, percent]) => {
+    const bar = document.querySelector('.st-key-train_job [data-testid="stProgress"]');
+    const match = bar && bar.innerText.trim().match(/^(.+?) · (\d{1,3})%/);
+    return Boolean(match) && match[1] === stage && Number(match[2]) > percent;
+}"""
+
+
 def _wait_for_progress_beyond(job, percent: int, timeout_s: float) -> tuple[str, int, str]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        current = _progress(job)
-        if current[0] == FINE_TUNING and current[1] > percent:
-            return current
-        assert time.monotonic() < deadline, (
-            f"no progress beyond {percent}% in {timeout_s:.0f} s: still {current[2]!r}"
+    """Wait (in the browser, on the bar's text) until fine-tuning is beyond ``percent``."""
+    try:
+        job.page.wait_for_function(
+            PROGRESS_BEYOND_JS, arg=[FINE_TUNING, percent], timeout=timeout_s * 1000
         )
-        job.page.wait_for_timeout(500)  # polling the panel, which refreshes every 1.5 s
+    except sync_api.TimeoutError:
+        pytest.fail(f"no progress beyond {percent}% in {timeout_s:.0f} s: {_progress(job)[2]!r}")
+    return _progress(job)
 
 
 def _status(runs_dir: Path, run_id: str) -> dict:
