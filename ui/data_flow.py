@@ -95,6 +95,11 @@ def switch_label_column(draft: dict[str, Any], column: str) -> dict[str, Any]:
     }
 
 
+def forget_tab_draft(upload_id: str) -> None:
+    """Drop this tab's copy of the draft, so the next read starts from the saved one."""
+    st.session_state.get(_DRAFTS, {}).pop(upload_id, None)
+
+
 def store_draft(upload_id: str, draft: dict[str, Any]) -> None:
     """Keep the draft in the session and, when it changed, in the workspace."""
     drafts = st.session_state.setdefault(_DRAFTS, {})

@@ -28,6 +28,11 @@ _LABEL_BASE = "_data_label_base"
 RENAME, DROP = "rename to", "drop"
 
 
+def reseed_widgets() -> None:
+    """Make the next :func:`seed_widgets` fill every widget again from the draft."""
+    st.session_state.pop(_SEEDED_FOR, None)
+
+
 def seed_widgets(upload_id: str, draft: dict[str, Any]) -> None:
     """Put the draft's values into widgets that have none (or all of them for a new upload)."""
     fresh = st.session_state.get(_SEEDED_FOR) != upload_id

@@ -14,8 +14,8 @@ import streamlit as st
 from core.encodings import ENCODINGS, describe_encoding
 from core.errors import DataError
 from core.tables import TableRead
-from ui.data_flow import _DRAFTS
-from ui.data_widgets import _SEEDED_FOR
+from ui.data_flow import forget_tab_draft
+from ui.data_widgets import reseed_widgets
 from ui.state import get_workspace, load_table_details
 
 DETECT = "detect"
@@ -79,5 +79,5 @@ def _save_choice(upload_id: str, key: str) -> None:
     (column names and labels can read differently)."""
     value = st.session_state[key]
     get_workspace().save_encoding(upload_id, None if value == DETECT else value)
-    st.session_state.get(_DRAFTS, {}).pop(upload_id, None)
-    st.session_state.pop(_SEEDED_FOR, None)
+    forget_tab_draft(upload_id)
+    reseed_widgets()
