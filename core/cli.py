@@ -61,6 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", required=True, help="CSV file to write")
     predict.add_argument("--text-column", action="append", dest="text_columns")
     predict.add_argument("--threshold", type=float, help="mark rows below this confidence")
+    predict.add_argument("--chunk-rows", type=int, default=5000, help="tickets read at a time")
+
+    serve = sub.add_parser("serve", help="answer label requests over HTTP (a FastAPI service)")
+    serve.add_argument("run_dir")
+    serve.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to accept other machines")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--threshold", type=float, help="needs_review below this (default: run's)")
+    serve.add_argument("--api-key", help="require this key (default: $TICKETTUNE_API_KEY)")
+    serve.add_argument("--max-batch", type=int, default=64, help="most tickets per forward pass")
+    serve.add_argument("--max-tickets", type=int, default=1000, help="most tickets per request")
 
     runs = sub.add_parser("runs", help="list runs with their status and test scores")
     runs.add_argument("--runs-dir")
@@ -72,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     transformers.utils.logging.disable_progress_bar()
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
     handlers["runs"] = cmd_runs
+    handlers["serve"] = cmd_serve
     try:
         return handlers[args.command](args)
     except TicketTuneError as exc:
@@ -194,18 +205,60 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from core.scoring import score_table, spreadsheet_safe
+    # Streams the file chunk by chunk (core.batch_scoring): memory stays flat at any size.
+    from core.batch_scoring import progress_bar, score_file
+    from core.runs import Run
 
     predictor = _load_run_predictor(args.run_dir)
     saved = _run_scheme(args.run_dir)
     text_columns = args.text_columns or (list(saved.text_columns) if saved else None)
     if not text_columns:
         raise TicketTuneError("Say which column holds the ticket text: --text-column.")
-    table = read_table(args.data)
-    scored = score_table(predictor, table, text_columns, threshold=args.threshold)
-    spreadsheet_safe(scored).to_csv(args.out, index=False)
-    print(f"Wrote {len(scored)} scored tickets to {args.out}", file=sys.stderr)
-    print(json.dumps({"out": args.out, "n": len(scored)}))
+    threshold = args.threshold
+    if threshold is None:  # the run's saved automation threshold, if any
+        threshold = Run(args.run_dir).automation_threshold()
+    interactive = sys.stderr.isatty()
+    last = [0.0]
+
+    def show(progress) -> None:
+        now = time.monotonic()
+        if interactive or now - last[0] >= 10 or progress.fraction >= 1:
+            end = "" if interactive and progress.fraction < 1 else "\n"
+            print(("\r" if interactive else "") + progress_bar(progress), end=end, file=sys.stderr)
+            last[0] = now
+
+    print(f"Labelling {args.data} on the {predictor.placement.describe()}", file=sys.stderr)
+    n = score_file(
+        predictor,
+        args.data,
+        args.out,
+        text_columns,
+        threshold=threshold,
+        chunk_rows=args.chunk_rows,
+        on_progress=show,
+    )
+    print(f"Wrote {n} scored tickets to {args.out}", file=sys.stderr)
+    print(json.dumps({"out": args.out, "n": n, "threshold": threshold}))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    from core.serving import ServiceLimits, create_app, load_service
+
+    api_key = args.api_key or os.environ.get("TICKETTUNE_API_KEY") or None
+    service = load_service(args.run_dir, threshold=args.threshold)
+    limits = ServiceLimits(max_batch=args.max_batch, max_tickets=args.max_tickets)
+    app = create_app(service, api_key=api_key, limits=limits)
+    print(
+        f"Serving run {service.run_id} on http://{args.host}:{args.port} "
+        f"(docs at /docs{', API key required' if api_key else ''})",
+        file=sys.stderr,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
 
