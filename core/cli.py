@@ -247,9 +247,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from core.serving import ServiceLimits, create_app, load_service
+    from core.serving import API_KEY_ENV, ServiceLimits, create_app, load_service
 
-    api_key = args.api_key or os.environ.get("TICKETTUNE_API_KEY") or None
+    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     service = load_service(args.run_dir, threshold=args.threshold)
     limits = ServiceLimits(max_batch=args.max_batch, max_tickets=args.max_tickets)
     app = create_app(service, api_key=api_key, limits=limits)

@@ -30,9 +30,10 @@ from core.errors import ConfigError
 from core.io import cell_to_str
 from core.runs import Run
 from core.scoring import ticket_texts
+from core.service_hint import API_KEY_ENV as API_KEY_ENV  # re-exported for the CLI
+from core.service_hint import run_text_columns
 
 API_KEY_HEADER = "X-API-Key"
-API_KEY_ENV = "TICKETTUNE_API_KEY"
 CellValue = str | int | float | bool | None
 
 
@@ -48,7 +49,8 @@ class ServiceLimits:
 
 @dataclass
 class ModelService:
-    """A loaded run and what the service says about it."""
+    """A loaded run and what the service says about it. The API key is read from the
+    environment variable ``API_KEY_ENV`` by the CLI."""
 
     predictor: Any
     run_id: str
@@ -78,12 +80,11 @@ def load_service(
         raise ConfigError(f"The threshold must be between 0 and 1, not {threshold}.")
     run = Run(run_dir)
     predictor = Predictor.load(run_dir, device=device)
-    scheme = run.read_json("scheme.json", default={}) or {}
     metrics = run.read_json("metrics.json", default={}) or {}
     return ModelService(
         predictor=predictor,
         run_id=run.id,
-        text_columns=list(scheme.get("text_columns") or ["text"]),
+        text_columns=run_text_columns(run),
         threshold=threshold if threshold is not None else run.automation_threshold(),
         metrics={k: metrics[k] for k in ("model", "baseline") if k in metrics},
     )

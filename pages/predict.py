@@ -8,6 +8,7 @@ from core.figures import top_labels_figure
 from core.io import FILE_TYPES, read_table
 from core.scoring import NEEDS_REVIEW, score_table
 from ui.html import highlight_words, legend
+from ui.serve_hint import show_serve_hint
 from ui.state import get_predictor, get_run, max_upload_bytes
 from ui.widgets import (
     as_percent,
@@ -164,6 +165,7 @@ def main() -> None:
     batch(run, predictor)
     st.divider()
     download_model(run)
+    show_serve_hint(run)
 
 
 run_page(main)

@@ -250,3 +250,19 @@ def test_threshold_option_overrides_the_saved_one(served_run):
 
     assert load_service(served_run).threshold == THRESHOLD
     assert load_service(served_run, threshold=0.9).threshold == 0.9
+
+
+def test_the_use_pages_command_and_curl_example_work_as_shown(client, served_run):
+    import shlex
+
+    from core.service_hint import service_hint
+
+    hint = service_hint(Run(served_run), port=8123)
+    assert shlex.split(hint.command) == ["python", "-m", "core", "serve", str(served_run),
+                                         "--port", "8123"]  # fmt: skip
+    words = shlex.split(hint.curl.replace("\\\n", " "))
+    assert words[:2] == ["curl", "-s"] and words[2] == "http://127.0.0.1:8123/predict"
+    body = json.loads(words[words.index("-d") + 1])
+    assert list(body["tickets"][0]) == ["ticket"]  # the run's text column
+    status, answer = client.call("POST", "/predict", body)
+    assert status == 200 and len(answer["predictions"]) == 1
