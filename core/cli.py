@@ -120,6 +120,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         source_name=Path(args.data).name,
         test_source_name=Path(args.test_data).name if args.test_data else "",
     )
+    # [distributed] Under torchrun, ranks other than 0 train along but write and print nothing.
+    from core.distributed import is_main_process, run_worker_rank
+
+    if not is_main_process():
+        return run_worker_rank(execute, request)
     manager = JobManager(RunStore(args.runs_dir), execute)
     run_id = manager.submit(request, name=args.name, status_fields=request.describe())
     try:
