@@ -237,6 +237,8 @@ def score_file(
     """
     started = time.monotonic()
     out = Path(out)
+    if not out.parent.is_dir():
+        raise DataError(f"There is no folder '{out.parent}' to write '{out.name}' into.")
     partial = out.with_name(out.name + ".partial")
     rows = 0
     try:

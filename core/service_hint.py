@@ -31,7 +31,7 @@ class ServiceHint:
 def service_hint(run: Run, *, port: int = DEFAULT_PORT) -> ServiceHint:
     """The shell command that serves ``run`` and a curl call labelling one example ticket."""
     command = f"python -m core serve {shlex.quote(str(run.path))} --port {port}"
-    ticket = {column: f"<{column} of the ticket>" for column in run_text_columns(run)}
+    ticket = {column: f"<{column}>" for column in run_text_columns(run)}
     body = json.dumps({"tickets": [ticket]}, ensure_ascii=False)
     curl = (
         f"curl -s http://127.0.0.1:{port}/predict -H 'Content-Type: application/json' \\\n"

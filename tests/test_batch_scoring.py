@@ -137,3 +137,10 @@ def test_cli_predict_of_a_missing_file_is_one_line_and_exit_2(trained_run, tmp_p
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error:") and "nope.csv" in err[-1]
+
+
+def test_an_output_folder_that_does_not_exist_is_a_plain_error(predictor, tmp_path):
+    source = tmp_path / "new.csv"
+    new_tickets(5).to_csv(source, index=False)
+    with pytest.raises(DataError, match="no folder"):
+        score_file(predictor, source, tmp_path / "missing" / "out.csv", ["ticket"])
