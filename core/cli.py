@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", required=True, help="CSV file to write")
     predict.add_argument("--text-column", action="append", dest="text_columns")
     predict.add_argument("--threshold", type=float, help="mark rows below this confidence")
-    predict.add_argument("--chunk-rows", type=int, default=5000, help="tickets read at a time")
+    predict.add_argument("--chunk-rows", type=int, help="tickets read at a time (memory use)")
 
     serve = sub.add_parser("serve", help="answer label requests over HTTP (a FastAPI service)")
     serve.add_argument("run_dir")
@@ -211,8 +211,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     # Streams the file chunk by chunk (core.batch_scoring): memory stays flat at any size.
-    from core.batch_scoring import progress_bar, score_file
+    from core.batch_scoring import DEFAULT_CHUNK_ROWS, progress_bar, score_file
     from core.runs import Run
+
+    chunk_rows = DEFAULT_CHUNK_ROWS if args.chunk_rows is None else args.chunk_rows
+    if chunk_rows < 1:
+        raise TicketTuneError("--chunk-rows must be at least 1.")
 
     predictor = _load_run_predictor(args.run_dir)
     saved = _run_scheme(args.run_dir)
@@ -239,7 +243,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         args.out,
         text_columns,
         threshold=threshold,
-        chunk_rows=args.chunk_rows,
+        chunk_rows=chunk_rows,
         on_progress=show,
     )
     print(f"Wrote {n} scored tickets to {args.out}", file=sys.stderr)
