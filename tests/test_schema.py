@@ -36,7 +36,7 @@ def test_text_joins_non_empty_stripped_parts():
     )
     prepared = scheme(min_count=1).apply(df)
     assert prepared.frame["text"].tolist() == ["Refund\nplease", "Only body", "Login", "Help\nme"]
-    assert list(prepared.frame.columns) == ["row", "text", "label"]
+    assert list(prepared.frame.columns) == ["row", "text", "label", "id"]  # + the id column
 
 
 def test_empty_texts_and_missing_labels_are_dropped_and_counted():
