@@ -166,5 +166,5 @@ def test_dropping_a_label_removes_its_tickets_and_uses_the_next_choice():
 )
 def test_a_label_that_no_longer_exists_is_a_clear_error(changes):
     evaluation = one_hot_predictions(["a", "b", "c", "d"], ["a", "b", "c", "d"])
-    with pytest.raises(ConfigError, match="no label .* any more"):
+    with pytest.raises(ConfigError, match=r"no label .* any more"):
         project(evaluation, changes)
