@@ -66,6 +66,7 @@ def embed_texts(
     texts: Sequence[str],
     model: str = "default",
     *,
+    precision: str = "auto",
     progress: ProgressCallback = ignore_progress,
     cancel: threading.Event | None = None,
 ) -> np.ndarray:
@@ -73,14 +74,14 @@ def embed_texts(
 
     The one place the audit and the near-duplicate finder embed tickets; it uses the same
     pieces as the quick model in core.training (load_encoder, TicketClassifier.embed,
-    choose_max_length, run_in_batches).
+    choose_max_length, run_in_batches). ``precision`` as in ``core.device.resolve_placement``.
     """
     from core.device import resolve_placement
     from core.modeling import TicketClassifier, load_encoder, run_in_batches
     from core.training import choose_max_length
 
     texts = list(texts)
-    placement = resolve_placement()
+    placement = resolve_placement(precision=precision)
     progress(ProgressEvent("loading", message=f"Loading the model on the {placement.describe()}."))
     encoder, tokenizer, _ = load_encoder(model)
     classifier = TicketClassifier(encoder, 2).to(placement.device).eval()
@@ -123,6 +124,52 @@ def choose_folds(labels: Sequence[str], folds: int) -> int:
     )
 
 
+@dataclass(frozen=True)
+class OutOfFold:
+    """Out-of-fold probabilities of the two models, columns in ``classes`` order."""
+
+    embedding: np.ndarray
+    keywords: np.ndarray | None
+    classes: list[str]
+    folds: int
+
+    def blend(self, keyword_weight: float) -> np.ndarray:
+        if self.keywords is None or keyword_weight <= 0:
+            return self.embedding
+        return (1 - keyword_weight) * self.embedding + keyword_weight * self.keywords
+
+
+def out_of_fold(
+    embeddings: np.ndarray,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    config: AuditConfig = AuditConfig(),
+    *,
+    progress: ProgressCallback = ignore_progress,
+) -> OutOfFold:
+    """Each ticket's probabilities from models fitted on the other folds: the embedding
+    logistic regression and (when ``config.keyword_weight`` > 0) the keyword baseline."""
+    y = np.asarray([str(v) for v in labels], dtype=object)
+    classes = sorted(set(y.tolist()))
+    folds = choose_folds(y, config.folds)
+    index = {label: i for i, label in enumerate(classes)}
+    y_int = np.array([index[v] for v in y])
+    texts = list(texts)
+    embedding = np.zeros((len(y), len(classes)))
+    keywords = np.zeros((len(y), len(classes))) if config.keyword_weight > 0 else None
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=config.seed)
+    for k, (fit, held) in enumerate(splitter.split(embeddings, y_int)):
+        progress(
+            ProgressEvent(
+                "fitting", step=k, total_steps=folds, message=f"Checking part {k + 1} of {folds}."
+            )
+        )
+        embedding[held] = _fold_probabilities(embeddings, y_int, fit, held, len(classes), config)
+        if keywords is not None:
+            keywords[held] = _keyword_probabilities(texts, y, fit, held, classes, config.seed)
+    return OutOfFold(embedding, keywords, classes, folds)
+
+
 def out_of_fold_probabilities(
     embeddings: np.ndarray,
     texts: Sequence[str],
@@ -131,26 +178,9 @@ def out_of_fold_probabilities(
     *,
     progress: ProgressCallback = ignore_progress,
 ) -> tuple[np.ndarray, list[str], int]:
-    """Each ticket's probabilities from models fitted on the other folds.
-
-    Returns (probabilities in ``classes`` order, classes, folds used).
-    """
-    y = np.asarray([str(v) for v in labels], dtype=object)
-    classes = sorted(set(y.tolist()))
-    folds = choose_folds(y, config.folds)
-    index = {label: i for i, label in enumerate(classes)}
-    y_int = np.array([index[v] for v in y])
-    texts = list(texts)
-    probs = np.zeros((len(y), len(classes)))
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=config.seed)
-    for k, (fit, held) in enumerate(splitter.split(embeddings, y_int)):
-        progress(ProgressEvent("fitting", step=k, total_steps=folds, message=f"Fold {k + 1}."))
-        part = _fold_probabilities(embeddings, y_int, fit, held, len(classes), config)
-        if config.keyword_weight > 0:
-            keywords = _keyword_probabilities(texts, y, fit, held, classes, config.seed)
-            part = (1 - config.keyword_weight) * part + config.keyword_weight * keywords
-        probs[held] = part
-    return probs, classes, folds
+    """The blended out-of-fold probabilities, the classes (column order) and the folds used."""
+    parts = out_of_fold(embeddings, texts, labels, config, progress=progress)
+    return parts.blend(config.keyword_weight), parts.classes, parts.folds
 
 
 def _fold_probabilities(
