@@ -27,6 +27,7 @@ each ticket, its most similar other ticket and whether that one has the same lab
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from typing import Any
@@ -85,19 +86,23 @@ def recall_precision(ranked_rows: np.ndarray, flipped: np.ndarray) -> tuple[floa
 
 
 def isa_check() -> dict[str, Any]:
-    """What the ISA limits did: ATen's kernel level, and the ISA oneDNN reports for an fp32
-    matmul (in a child, since oneDNN reads its settings once per process)."""
+    """What the ISA limits did: ATen's kernel level, and the instruction set MKL and oneDNN
+    report for an fp32 linear layer (in a child: both read their settings once per process)."""
     import torch
 
     code = "import torch; a = torch.randn(256, 256); torch.nn.functional.linear(a, a)"
-    env = {**os.environ, "ONEDNN_VERBOSE": "1"}
+    env = {**os.environ, "ONEDNN_VERBOSE": "1", "MKL_VERBOSE": "1"}
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
-    ).stdout
-    isa = next((line.split("isa:")[1] for line in out.splitlines() if "isa:" in line), None)
+    )
+    text = out.stdout + out.stderr
+    mkl = re.search(r"(Intel\(R\) [^,]*?(?:AVX[^,]*?|Advanced Vector Extensions[^,]*))(?:,|$)",
+                    text, re.MULTILINE)  # fmt: skip
+    onednn = next((line.split("isa:")[1] for line in text.splitlines() if "isa:" in line), None)
     return {
         "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "onednn_isa": isa or "(oneDNN not used for fp32 matmul)",
+        "mkl_isa": mkl.group(1).strip() if mkl else "(MKL did not report)",
+        "onednn_isa": onednn or "(oneDNN not used for an fp32 linear layer)",
         "env": {name: os.environ.get(name) for name in ISA_ENV},
     }
 
@@ -111,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     info = print_header("Label audit (suspicious labels)")
     isa = isa_check()
-    print(f"ISA: ATen {isa['aten_cpu_capability']}, oneDNN {isa['onednn_isa']}", flush=True)
+    print(f"ISA: ATen {isa['aten_cpu_capability']}; MKL {isa['mkl_isa']}", flush=True)
 
     columns = text_columns(args)
     frame = prepared_tickets(load_table(args.data, columns, args.label, args.limit), columns,
