@@ -6,9 +6,11 @@ first; cleanlab's own filter (``find_label_issues``) only marks the clearest cas
 far too few to review, so it is kept as the ``flagged`` column.
 
 The out-of-fold model is the ``quick`` model (logistic regression on the frozen encoder's
-embeddings), averaged with the keyword baseline (TF-IDF + logistic regression): the two make
-different mistakes, so a label both models doubt is much more likely wrong. See the audit
-section of bench/RESULTS.md for the measurements behind the defaults.
+embeddings), blended with the keyword baseline (TF-IDF + logistic regression): the two make
+different mistakes, so a label both models doubt is more likely wrong. The default score is
+cleanlab's ``normalized_margin`` (does another label clearly beat the given one?), which finds
+annotator mix-ups of similar labels best. See the "Label audit" section of bench/RESULTS.md
+for the measurements behind the defaults.
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ class AuditConfig:
 
     model: str = "default"
     folds: int = 5
-    method: str = "self_confidence"
-    keyword_weight: float = 0.5
+    method: str = "normalized_margin"
+    keyword_weight: float = 0.3
     c: float = 10.0
     seed: int = 42
 

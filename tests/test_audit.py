@@ -62,7 +62,7 @@ def test_every_ticket_is_ranked_with_its_ids_and_rows(audited, sample_table):
 def test_rank_tickets_orders_by_cleanlab_score():
     frame = pd.DataFrame({"text": ["x", "y", "z"], "label": ["a", "b", "a"]})
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.05, 0.95]])
-    ranked = rank_tickets(frame, probs, ["a", "b"])
+    ranked = rank_tickets(frame, probs, ["a", "b"], method="self_confidence")
     assert ranked["text"].tolist() == ["z", "y", "x"]  # given-label probability 0.05, 0.8, 0.9
     assert ranked.loc[0, "suggested_label"] == "b"
     assert ranked.loc[0, "score"] == pytest.approx(0.05)
