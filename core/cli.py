@@ -85,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     runs = sub.add_parser("runs", help="list runs with their status and test scores")
     runs.add_argument("--runs-dir")
+
+    audit = sub.add_parser("audit", help="rank tickets by how likely their label is wrong")
+    audit.add_argument("--data", required=True, help="CSV, TSV, Excel or JSONL file of tickets")
+    audit.add_argument("--text-column", action="append", required=True, dest="text_columns")
+    audit.add_argument("--label-column", required=True)
+    audit.add_argument("--out", required=True, help="CSV file to write")
+    audit.add_argument("--model", default="default", help="'default', a Hugging Face id or folder")
+    audit.add_argument("--folds", type=int, default=5, help="cross-validation folds (at least 2)")
     return parser
 
 
@@ -93,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
     handlers["runs"] = cmd_runs
     handlers["serve"] = cmd_serve
+    handlers["audit"] = cmd_audit
     try:
         return handlers[args.command](args)
     except TicketTuneError as exc:
@@ -332,3 +341,37 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def _fmt(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, int | float) else "-"
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Every ticket, most suspicious label first; the last stdout line is JSON."""
+    from core.audit import AuditConfig, audit_labels
+    from core.progress import ProgressEvent
+    from core.scoring import spreadsheet_safe
+
+    if args.folds < 2:
+        raise TicketTuneError(f"--folds must be at least 2 (got {args.folds}).")
+
+    def progress(event: ProgressEvent) -> None:
+        if event.message:
+            print(event.message, file=sys.stderr)
+
+    table = read_table(args.data)
+    scheme = LabelScheme(
+        text_columns=tuple(args.text_columns), label_column=args.label_column, min_count=1
+    )
+    prepared = scheme.apply(table)
+    config = AuditConfig(model=args.model, folds=args.folds)
+    result = audit_labels(prepared, config, progress=progress)
+    columns = ["row", *result.id_columns, "text", "given_label", "suggested_label", "score"]
+    out = result.tickets[[*columns, "sheet_row", "flagged"]]
+    spreadsheet_safe(out).to_csv(args.out, index=False)
+    print(
+        f"Wrote {len(out)} tickets to {args.out}, most suspicious first "
+        f"({result.n_flagged} flagged as likely wrong; {result.folds} folds).",
+        file=sys.stderr,
+    )
+    summary = {"n_rows": len(out), "n_flagged": result.n_flagged, "out": args.out}
+    summary["rows_read"] = prepared.rows_read
+    print(json.dumps(summary))
+    return 0

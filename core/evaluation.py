@@ -19,6 +19,7 @@ from sklearn.metrics import (
 
 from core.errors import ConfigError
 from core.runs import Run
+from core.schema import RESERVED_COLUMNS, sheet_row
 
 EVALUATION_FILE = "evaluation.json"
 PREDICTIONS_FILE = "predictions.csv"
@@ -67,6 +68,7 @@ class Evaluation:
     per_class: pd.DataFrame
     confusion: np.ndarray
     predictions: pd.DataFrame
+    id_columns: tuple[str, ...] = ()
 
     def _by_confidence(self, rows: pd.DataFrame) -> pd.DataFrame:
         ordered = rows.sort_values("confidence", ascending=False, kind="stable")
@@ -125,6 +127,7 @@ class Evaluation:
                 "metrics": dict(self.metrics),
                 "confusion": np.asarray(self.confusion).astype(int).tolist(),
                 "per_class": self.per_class.to_dict(orient="records"),
+                "id_columns": list(self.id_columns),
             },
         )
 
@@ -134,7 +137,8 @@ class Evaluation:
         data = run.read_json(EVALUATION_FILE)
         labels = [str(v) for v in data["labels"]]
         n_labels = len(labels)
-        dtypes = {c: str for c in TEXT_COLUMNS}
+        id_columns = tuple(str(c) for c in data.get("id_columns", ()))
+        dtypes = {c: str for c in (*TEXT_COLUMNS, *id_columns)}
         predictions = run.read_frame(PREDICTIONS_FILE, dtype=dtypes)
         if predictions is None:
             predictions = _empty_predictions()
@@ -149,7 +153,14 @@ class Evaluation:
             per_class=per_class,
             confusion=confusion,
             predictions=predictions,
+            id_columns=id_columns,
         )
+
+
+def id_columns_of(frame: pd.DataFrame) -> tuple[str, ...]:
+    """The upload's id columns a ticket frame carries: those after "row", "text", "label" that
+    are not core's own (see ``PreparedData.id_columns``)."""
+    return tuple(str(c) for c in frame.columns if c not in RESERVED_COLUMNS)
 
 
 def _empty_predictions() -> pd.DataFrame:
@@ -171,6 +182,8 @@ def _normalise_predictions(frame: pd.DataFrame) -> pd.DataFrame:
         frame["confidence"] = frame["confidence"].astype(float)
     if "row" in frame and frame["row"].notna().all():
         frame["row"] = frame["row"].astype(int)
+        if "sheet_row" not in frame:  # runs saved before sheet rows were stored
+            frame.insert(frame.columns.get_loc("row") + 1, "sheet_row", sheet_row(frame["row"]))
     return frame
 
 
@@ -238,8 +251,10 @@ def _per_class(y_true: list[str], y_pred: list[str], labels: list[str]) -> pd.Da
 def evaluate(frame: pd.DataFrame, probabilities: np.ndarray, labels: Sequence[str]) -> Evaluation:
     """Score predicted probabilities against the true labels in ``frame``.
 
-    ``frame`` has "text" and "label" (and optionally "row", the spreadsheet row number);
-    ``probabilities`` has one row per ticket and one column per label, in ``labels`` order.
+    ``frame`` has "text" and "label", and optionally "row" (0-based data row of the upload)
+    and the upload's id columns, which the predictions keep (with "sheet_row", the row number a
+    spreadsheet shows); ``probabilities`` has one row per ticket and one column per label, in
+    ``labels`` order.
     """
     model_labels = [str(v) for v in labels]
     probs = np.asarray(probabilities, dtype=float)
@@ -258,6 +273,10 @@ def evaluate(frame: pd.DataFrame, probabilities: np.ndarray, labels: Sequence[st
     predictions = pd.DataFrame(index=range(len(frame)))
     if "row" in frame:
         predictions["row"] = frame["row"].to_numpy()
+        predictions["sheet_row"] = sheet_row(frame["row"].to_numpy())
+    id_columns = id_columns_of(frame)
+    for column in id_columns:
+        predictions[column] = pd.Series(frame[column].astype(str).tolist(), dtype="str")
     predictions["text"] = pd.Series(frame["text"].fillna("").astype(str).tolist(), dtype="str")
     predictions["label"] = pd.Series(y_true, dtype="str")
     predictions["predicted"] = pd.Series(y_pred, dtype="str")
@@ -273,4 +292,5 @@ def evaluate(frame: pd.DataFrame, probabilities: np.ndarray, labels: Sequence[st
         per_class=_per_class(y_true, y_pred, report_labels),
         confusion=_confusion(y_true, y_pred, report_labels),
         predictions=predictions,
+        id_columns=id_columns,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import operator
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,44 @@ MISSING_LABEL = "missing label"
 DROPPED_BY_USER = "label dropped by you"
 RARE_LABEL = "rare label"
 DROP_REASONS: tuple[str, ...] = (EMPTY_TEXT, MISSING_LABEL, DROPPED_BY_USER, RARE_LABEL)
+
+# A spreadsheet shows the header as row 1, so data row i (0-based) is row i + 2 there.
+SHEET_ROW_OFFSET = 2
+# Columns core adds to ticket lists; an id column with one of these names is not carried.
+RESERVED_COLUMNS = frozenset(
+    {"row", "sheet_row", "text", "label", "predicted", "confidence", "correct", "score"}
+)
+_ID_WORDS = frozenset(
+    {"id", "ids", "uuid", "guid", "number", "no", "nr", "num", "ref", "reference", "key"}
+)
+
+
+def sheet_row(row: int | np.ndarray | pd.Series) -> Any:
+    """The spreadsheet row number of a 0-based data row (header is row 1)."""
+    return row + SHEET_ROW_OFFSET
+
+
+def guess_id_columns(df: pd.DataFrame, exclude: Iterable[str] = ()) -> tuple[str, ...]:
+    """Columns that identify a ticket: named like an id/number/ref and unique and filled in.
+
+    ``exclude`` (the text and label columns) and names core uses itself are never picked.
+    """
+    skip = set(exclude) | RESERVED_COLUMNS
+    picked = []
+    for column in df.columns:
+        name = str(column)
+        if name in skip or list(df.columns).count(column) > 1 or not _looks_like_id(name):
+            continue
+        values = clean_cells(df[column])
+        if all(values) and len(set(values)) == len(values):
+            picked.append(name)
+    return tuple(picked)
+
+
+def _looks_like_id(name: str) -> bool:
+    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", name)
+    words = [w for w in re.split(r"[^0-9a-zA-Z]+", spaced.lower()) if w]
+    return any(w in _ID_WORDS for w in words)
 
 
 @dataclass(frozen=True)
@@ -136,11 +175,13 @@ class LabelScheme:
                 "each name is different, then pick the columns again."
             )
 
-    def apply(self, df: pd.DataFrame) -> PreparedData:
+    def apply(self, df: pd.DataFrame, *, id_columns: Iterable[str] | None = None) -> PreparedData:
         """Build the ticket texts and final labels; leave out (and count) unusable rows.
 
         A row is left out for the first reason that applies, in the order of
-        :data:`DROP_REASONS`.
+        :data:`DROP_REASONS`. The table's id columns (``id_columns``, else those
+        :func:`guess_id_columns` finds) ride along after "label", as text, so every ticket
+        list can show the file's own ids.
         """
         self.check_columns(df)
         texts = np.array(ticket_texts(df, self.text_columns), dtype=object)
@@ -166,9 +207,25 @@ class LabelScheme:
         frame = pd.DataFrame(
             {"row": np.flatnonzero(usable), "text": texts[usable], "label": labels[usable]}
         )
-        prepared = PreparedData(frame, len(df), dropped, rare, scheme=self)
+        ids = self._id_columns(df, id_columns)
+        for column in ids:
+            frame[column] = np.array(clean_cells(df[column]), dtype=object)[usable]
+        prepared = PreparedData(frame, len(df), dropped, rare, scheme=self, id_columns=ids)
         self._check_usable(prepared)
         return prepared
+
+    def _id_columns(self, df: pd.DataFrame, chosen: Iterable[str] | None) -> tuple[str, ...]:
+        used = {*self.text_columns, self.label_column}
+        if chosen is None:
+            return guess_id_columns(df, exclude=used)
+        chosen = _as_tuple(chosen)
+        missing = [c for c in chosen if c not in {str(c) for c in df.columns}]
+        if missing:
+            raise DataError(f"No id column named {_quoted(missing)} in the table.")
+        clash = [c for c in chosen if c in used or c in RESERVED_COLUMNS]
+        if clash:
+            raise ConfigError(f"{_quoted(clash)} cannot be an id column: it is used already.")
+        return chosen
 
     def _check_usable(self, prepared: PreparedData) -> None:
         if prepared.frame.empty:
@@ -224,13 +281,15 @@ class LabelScheme:
 @dataclass
 class PreparedData:
     """The usable tickets: ``frame`` has "row" (0-based row in the uploaded table), "text" and
-    "label"; ``dropped`` counts the rows left out per reason in :data:`DROP_REASONS`."""
+    "label", then the table's ``id_columns``; ``dropped`` counts the rows left out per reason in
+    :data:`DROP_REASONS`."""
 
     frame: pd.DataFrame
     rows_read: int
     dropped: dict[str, int]
     rare_labels: dict[str, int]
     scheme: LabelScheme | None = None
+    id_columns: tuple[str, ...] = ()
 
     @property
     def labels(self) -> list[str]:

@@ -244,3 +244,52 @@ def test_commands_without_a_model_do_not_import_torch(tmp_path, argv):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "heavy: []"
     assert ("usage" in proc.stdout) if argv == ["--help"] else ("No runs yet" in proc.stdout)
+
+
+def test_audit_ranks_a_deliberately_wrong_label_first(tmp_path, capsys, tiny_model_dir):
+    """`audit` writes every ticket, most suspicious first, with the file's row and id."""
+    table = pd.read_csv(SAMPLE_TICKETS)
+    labelled = table[table["category"].notna()].index
+    wrong = {int(labelled[10]): "shipping", int(labelled[20]): "feature_request"}
+    for row, label in wrong.items():
+        assert table.loc[row, "category"] != label
+        table.loc[row, "category"] = label
+    data = tmp_path / "tickets.csv"
+    table.to_csv(data, index=False)
+    out = tmp_path / "audit.csv"
+    code = main(
+        ["audit", "--data", str(data), "--text-column", "subject", "--text-column", "body",
+         "--label-column", "category", "--out", str(out), "--model", str(tiny_model_dir),
+         "--folds", "4"]
+    )  # fmt: skip
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    summary = last_json(stdout)
+    ranked = pd.read_csv(out)
+    assert summary["out"] == str(out) and summary["n_rows"] == len(ranked)
+    assert summary["n_flagged"] == int(ranked["flagged"].sum()) > 0
+    assert list(ranked.columns[:7]) == [
+        "row", "ticket_id", "text", "given_label", "suggested_label", "score", "sheet_row"
+    ]  # fmt: skip
+    assert ranked["score"].is_monotonic_increasing
+    top = ranked.head(30).set_index("row")
+    assert set(wrong) <= set(top.index), "both wrong labels are among the 30 most suspicious"
+    for row, label in wrong.items():
+        assert top.loc[row, "given_label"] == label
+        assert top.loc[row, "ticket_id"] == table.loc[row, "ticket_id"]
+    assert "4 folds" in err
+
+
+def test_audit_of_a_file_with_one_label_is_a_one_line_error(tmp_path, capsys, tiny_model_dir):
+    data = tmp_path / "one.csv"
+    pd.DataFrame({"text": [f"ticket {i}" for i in range(12)], "team": "finance"}).to_csv(
+        data, index=False
+    )
+    code = main(
+        ["audit", "--data", str(data), "--text-column", "text", "--label-column", "team",
+         "--out", str(tmp_path / "x.csv"), "--model", str(tiny_model_dir)]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "one label" in err.lower()
+    assert err.strip().count("\n") == 0
+    assert not (tmp_path / "x.csv").exists()

@@ -36,7 +36,7 @@ def test_text_joins_non_empty_stripped_parts():
     )
     prepared = scheme(min_count=1).apply(df)
     assert prepared.frame["text"].tolist() == ["Refund\nplease", "Only body", "Login", "Help\nme"]
-    assert list(prepared.frame.columns) == ["row", "text", "label"]
+    assert list(prepared.frame.columns) == ["row", "text", "label", "id"]  # + the id column
 
 
 def test_empty_texts_and_missing_labels_are_dropped_and_counted():
@@ -238,3 +238,51 @@ def test_sample_tickets_apply_cleanly(sample_table):
     assert prepared.dropped["empty text"] == 0
     assert prepared.rows_read == len(sample_table)
     assert len(prepared.frame) == len(sample_table) - 2
+
+
+def test_id_columns_are_guessed_and_carried_with_the_row():
+    """Unique columns named like an id ride along; names that only end in 'id' do not."""
+    from core.schema import guess_id_columns, sheet_row
+
+    df = table(["a", "a", "b", "b"])
+    df["Order Number"] = ["O1", "O2", "O3", "O4"]
+    df["paid"] = ["y1", "y2", "y3", "y4"]  # not an id column: "paid" is not an id word
+    df["customer_id"] = ["C1", "C1", "C2", "C3"]  # not unique
+    assert guess_id_columns(df, exclude=("subject", "body", "category")) == ("id", "Order Number")
+    prepared = scheme(min_count=1).apply(df)
+    assert prepared.id_columns == ("id", "Order Number")
+    assert prepared.frame["Order Number"].tolist() == ["O1", "O2", "O3", "O4"]
+    assert sheet_row(prepared.frame["row"]).tolist() == [2, 3, 4, 5]
+    chosen = scheme(min_count=1).apply(df, id_columns=["paid"])
+    assert chosen.id_columns == ("paid",) and list(chosen.frame.columns)[-1] == "paid"
+    with pytest.raises(DataError, match="No id column named 'nope'"):
+        scheme(min_count=1).apply(df, id_columns=["nope"])
+
+
+def test_ids_and_spreadsheet_rows_flow_into_the_predictions(tmp_path):
+    """apply → split → evaluate → save/load keeps the file's ids (leading zeros too) and the
+    row number a spreadsheet shows (header is row 1)."""
+    import numpy as np
+
+    from core.evaluation import Evaluation, evaluate
+    from core.runs import RunStore
+    from core.split import split_data
+
+    labels = ["a", "b"] * 20
+    df = table(labels)
+    df["id"] = [f"{i:05d}" for i in range(len(labels))]
+    df.loc[3, "subject"] = df.loc[3, "body"] = ""  # row 3 has no text: left out
+    split = split_data(scheme(min_count=1).apply(df), seed=1)
+    assert "id" in split.test.columns
+    probs = np.tile([0.7, 0.3], (len(split.test), 1))
+    evaluation = evaluate(split.test, probs, ["a", "b"])
+    predictions = evaluation.predictions
+    assert (predictions["sheet_row"] == predictions["row"] + 2).all()
+    assert predictions["id"].tolist() == [f"{r:05d}" for r in predictions["row"]]
+    run = RunStore(tmp_path).create("ids")
+    evaluation.save(run)
+    loaded = Evaluation.load(run).predictions
+    assert loaded["id"].tolist() == predictions["id"].tolist()  # "00012" stays "00012"
+    assert loaded["sheet_row"].tolist() == predictions["sheet_row"].tolist()
+    mistakes = Evaluation.load(run).confident_mistakes()
+    assert {"row", "sheet_row", "id"} <= set(mistakes.columns)
