@@ -8,6 +8,7 @@ from core.figures import top_labels_figure
 from core.io import FILE_TYPES, read_table
 from core.scoring import NEEDS_REVIEW, score_table
 from ui.html import highlight_words, legend
+from ui.safe_text import md
 from ui.state import get_predictor, get_run, max_upload_bytes
 from ui.widgets import (
     as_percent,
@@ -62,7 +63,7 @@ def read_batch(uploaded):
             table = str(exc)
         cached = st.session_state["_predict_table"] = (uploaded.file_id, table)
     if isinstance(cached[1], str):
-        st.error(cached[1], icon=":material/error:")
+        st.error(md(cached[1]), icon=":material/error:")
         return None
     return cached[1]
 
