@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except TicketTuneError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -225,3 +225,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def _fmt(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, int | float) else "-"
+
+
+def one_line(message: str) -> str:
+    """The message on one line with no terminal control characters (a file or column name may
+    hold a vertical tab or an escape sequence): those are shown escaped, like ``\\x1b``."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in message)

@@ -295,6 +295,7 @@ def check_cli(run_dir: str, data: bytes, name: str, command: str) -> None:
     TRIED[f"cli: exit {code}"] += 1
     if code == 2:
         assert len(lines) == 1 and lines[0].startswith("error: "), lines
+        assert lines[0].isprintable(), f"terminal control characters in {lines[0]!r}"
     else:
         assert code == 0, (code, stderr.getvalue())
 

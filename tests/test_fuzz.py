@@ -36,7 +36,13 @@ def test_read_table_gives_a_table_or_a_clear_error(file):
     check_read_table(*file)
 
 
-@given(frames(), columns_picked, st.integers(0, 10), st.sampled_from([1, 1, 2, 3, 0, -1]), st.booleans())
+@given(
+    frames(),
+    columns_picked,
+    st.integers(0, 10),
+    st.sampled_from([1, 1, 2, 3, 0, -1]),
+    st.booleans(),
+)
 @example(pd.DataFrame({"t": ["a b", "c"], "l": [" ", 1.0]}), [0], 1, 1, False)
 @example(pd.DataFrame([["x", "y"]], columns=["t", "t"]), [0], 1, 1, False)
 @example(pd.DataFrame({"t": ["a", "b"]}), [0], 0, 1, False)  # the label column is the text
@@ -62,5 +68,7 @@ def test_scoring_keeps_every_row_or_says_why(predictor, frame, text):
 @given(file=table_file(), command=st.sampled_from(["predict", "evaluate"]))
 @example(file=(b"ticket,team\n=1+1,billing\n", "t.csv"), command="predict")
 @example(file=(b"\x89PNG\r\n", "t.csv"), command="evaluate")
+@example(file=(b"\x01\x0b!", "t.csv"), command="predict")  # was a two-line error
+@example(file=(b"text,\x1b[2J\n\x1b[2J,b\n", "t.csv"), command="predict")
 def test_cli_exits_0_or_2_with_one_line(trained_run, file, command):
     check_cli(str(trained_run.path), *file, command)

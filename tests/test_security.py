@@ -4,6 +4,8 @@ or HTML in the app, and every spreadsheet download is safe from formula injectio
 from __future__ import annotations
 
 import html
+import json
+import pickle
 import re
 import shutil
 from pathlib import Path
@@ -214,3 +216,182 @@ def test_every_download_goes_through_spreadsheet_safe():
         if "st.download_button(" in source and path.name not in ("widgets.py", "predict.py"):
             offenders.append(path.name)
     assert not offenders
+
+
+# ------------------------------------------------------------------------- model files
+
+
+class _Trap:
+    """Unpickling this touches a marker file: proof that loading a pickle runs code."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def _model_copy(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target)
+    return target
+
+
+@pytest.mark.parametrize("weights", ["pytorch_model.bin", "model.pt", "last.ckpt"])
+def test_a_model_folder_with_only_pickle_weights_is_refused_unopened(
+    tiny_model_dir, tmp_path, weights
+):
+    from core.errors import ConfigError
+    from core.modeling import load_encoder
+
+    folder = _model_copy(tiny_model_dir, tmp_path / "model")
+    (folder / "model.safetensors").unlink()
+    marker = tmp_path / "pickle-ran"
+    (folder / weights).write_bytes(pickle.dumps(_Trap(marker)))
+    with pytest.raises(ConfigError, match="safetensors") as caught:
+        load_encoder(str(folder))
+    assert weights in str(caught.value)
+    assert not marker.exists()
+
+
+def test_a_saved_run_whose_weights_became_pickle_is_refused(trained_run, tmp_path):
+    from core.errors import ConfigError
+    from core.modeling import load_classifier
+
+    folder = _model_copy(trained_run.path / "model", tmp_path / "model")
+    for weights in folder.glob("*.safetensors"):
+        if weights.name != "head.safetensors":
+            weights.unlink()
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps(_Trap(tmp_path / "ran")))
+    with pytest.raises(ConfigError, match="safetensors"):
+        load_classifier(folder)
+    assert not (tmp_path / "ran").exists()
+
+
+def _with_custom_code(folder: Path, model_type: str, marker: Path) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    config["model_type"] = model_type
+    config["auto_map"] = {"AutoConfig": "evil.EvilConfig", "AutoModel": "evil.EvilModel"}
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "evil.py").write_text(f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n")
+
+
+def test_a_model_that_needs_its_own_code_is_refused(tiny_model_dir, tmp_path):
+    from core.errors import ConfigError
+    from core.modeling import load_encoder
+
+    folder = _model_copy(tiny_model_dir, tmp_path / "model")
+    _with_custom_code(folder, "evil-arch", tmp_path / "code-ran")
+    with pytest.raises(ConfigError, match="its own Python code"):
+        load_encoder(str(folder))
+    assert not (tmp_path / "code-ran").exists()
+
+
+def test_a_standard_model_that_also_names_custom_code_loads_without_running_it(
+    tiny_model_dir, tmp_path
+):
+    from core.modeling import load_encoder
+
+    folder = _model_copy(tiny_model_dir, tmp_path / "model")
+    _with_custom_code(folder, "bert", tmp_path / "code-ran")
+    encoder, _, _ = load_encoder(str(folder))
+    assert type(encoder).__name__ == "BertModel"
+    assert not (tmp_path / "code-ran").exists()
+
+
+def test_the_embedded_weights_match_the_published_sha256_once_per_process(monkeypatch):
+    from core import model_files
+    from core.modeling import embedded_model_path, resolve_model_source
+
+    hashed = []
+    real = model_files._sha256
+    monkeypatch.setattr(model_files, "_sha256", lambda path: hashed.append(path) or real(path))
+    model_files._VERIFIED.clear()
+    assert resolve_model_source("default") == str(embedded_model_path())
+    resolve_model_source("default")
+    model_files.verify_embedded_weights(embedded_model_path())
+    assert len(hashed) == 1
+
+
+def test_changed_embedded_weights_are_refused(tmp_path, monkeypatch):
+    from core import modeling
+    from core.errors import ConfigError
+
+    folder = _model_copy(modeling.embedded_model_path(), tmp_path / "model")
+    weights = folder / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01  # one flipped bit in the last weight
+    weights.write_bytes(bytes(data))
+    monkeypatch.setattr(modeling, "embedded_model_path", lambda: folder)
+    with pytest.raises(ConfigError, match="not the published all-MiniLM-L6-v2"):
+        modeling.resolve_model_source("default")
+    with pytest.raises(ConfigError, match="not the published"):
+        modeling.load_encoder("default")
+
+
+# ------------------------------------------------------------------------- names and folders
+
+HOSTILE_IDS = ["../x", "../../etc/passwd", "/etc/passwd", "20260101-000000-a/../../x"]
+HOSTILE_IDS += ["20260101-000000-a\x00", "20260101-000000-" + "a" * 5000, "", ".", "..", "~"]
+
+
+@pytest.mark.parametrize("run_id", HOSTILE_IDS)
+def test_a_run_id_cannot_leave_the_runs_folder(tmp_path, run_id):
+    from core.errors import RunNotFoundError
+    from core.runs import validate_run_id
+
+    with pytest.raises(RunNotFoundError):
+        validate_run_id(run_id)
+    with pytest.raises(RunNotFoundError):
+        RunStore(tmp_path).get(run_id)
+    with pytest.raises(RunNotFoundError):
+        RunStore(tmp_path).delete(run_id)
+
+
+@pytest.mark.parametrize("name", ["../../escape", "/etc/passwd", "a\x00b", "é" * 5000, "..", "/"])
+def test_a_run_name_stays_a_name(tmp_path, name):
+    store = RunStore(tmp_path / "runs")
+    run = store.create(name)
+    assert run.path.parent == (tmp_path / "runs") and len(run.id) < 100
+    assert run.status()["name"] == name.strip()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+
+@pytest.mark.parametrize(
+    "filename", ["../../../evil.csv", "/etc/passwd", "..\\..\\evil.csv", "a\x00b.csv", "x" * 5000]
+)
+def test_an_upload_name_cannot_leave_the_workspace(tmp_path, filename):
+    from core.workspace import Workspace
+
+    workspace = Workspace(tmp_path / "ws")
+    upload_id = workspace.save_upload(b"text,label\nhi,a\n", filename)
+    data, name = workspace.load_upload(upload_id)
+    assert data == b"text,label\nhi,a\n"
+    assert "/" not in name and "\\" not in name and "\x00" not in name and len(name) <= 200
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert all(p.is_relative_to(tmp_path / "ws" / "uploads" / upload_id) for p in files)
+
+
+@pytest.mark.parametrize("upload_id", ["../../x", "/etc", "0123456789abcdef/..", "\x00" * 16])
+def test_an_upload_id_cannot_leave_the_workspace(tmp_path, upload_id):
+    from core.errors import DataError
+    from core.workspace import Workspace
+
+    workspace = Workspace(tmp_path / "ws")
+    with pytest.raises(DataError, match="not a valid upload id"):
+        workspace.load_upload(upload_id)
+    assert workspace.load_draft(upload_id) is None and not workspace.has_upload(upload_id)
+
+
+def test_the_upload_size_limit_is_enforced_with_a_message():
+    from streamlit import config
+
+    at = open_page("pages/data.py")
+    config.set_option("server.maxUploadSize", 1)
+    try:
+        big = b"text,label\n" + b"a long ticket text,billing\n" * 50_000  # 1.3 MB
+        at.file_uploader(key="data_upload").upload("big.csv", big, "text/csv").run()
+    finally:
+        config.set_option("server.maxUploadSize", 200)
+    assert not at.exception
+    assert any(md("over the 1.0 MB limit") in e.value for e in at.error)
+    assert "data" not in at.query_params
