@@ -15,6 +15,7 @@ from typing import Any
 
 import transformers
 
+from core.auth import cmd_hash_password
 from core.config import METHODS, TrainConfig
 from core.errors import TicketTuneError
 from core.io import read_table
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     runs = sub.add_parser("runs", help="list runs with their status and test scores")
     runs.add_argument("--runs-dir")
+    sub.add_parser("hash-password", help="print a team-password line for .streamlit/secrets.toml")
     return parser
 
 
@@ -72,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     transformers.utils.logging.disable_progress_bar()
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
     handlers["runs"] = cmd_runs
+    handlers["hash-password"] = cmd_hash_password
     try:
         return handlers[args.command](args)
     except TicketTuneError as exc:

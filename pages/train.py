@@ -7,6 +7,7 @@ from core.errors import ConfigError, TicketTuneError
 from core.estimate import estimate_training_seconds
 from core.pipeline import TrainingRequest
 from core.report import TOKENS_PER_WORD
+from ui.auth import current_user
 from ui.data_flow import get_draft, prepare, scheme_from_draft, split_settings
 from ui.job_view import job_panel
 from ui.safe_text import md
@@ -34,7 +35,8 @@ def start(upload_id: str, draft: dict, config: TrainConfig, name: str) -> None:
         source_name=upload_filename(upload_id),
         test_source_name=upload_filename(test_id) if test_id else "",
     )
-    run_id = get_jobs().submit(request, name=name, status_fields=request.describe())
+    fields = {**request.describe(), "started_by": current_user()}
+    run_id = get_jobs().submit(request, name=name, status_fields=fields)
     remember_run(run_id)
     st.rerun()
 
