@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tests.strategies import TRIED
 
+    signal.signal(signal.SIGTERM, _interrupt)  # `timeout` stops it: still print the counts
     started = time.perf_counter()
     pytest_args = [str(ROOT / "tests" / "test_fuzz.py"), "-q", "-p", "no:cacheprovider"]
     pytest_args += ["--hypothesis-show-statistics"] + (["-k", args.k] if args.k else [])
@@ -43,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'total':<24} {sum(v for k, v in TRIED.items() if ':' not in k):>8,}")
     print("failures: none" if code == 0 else "failures: see the pytest report above")
     return int(code)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

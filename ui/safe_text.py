@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 
-#: Every ASCII punctuation character CommonMark allows to be backslash-escaped (so each escape
-#: is taken literally), which covers emphasis, links, images, headings, lists, tables, HTML,
-#: entities, LaTeX ``$``, Streamlit's ``:shortcodes:`` and ``:color[…]`` directives.
-_MARKDOWN_SPECIAL = re.compile(r"""([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
+#: The ASCII punctuation that can start markdown: emphasis, code, links and images, headings,
+#: lists, quotes, tables, HTML and entities, LaTeX ``$``, Streamlit's ``:shortcodes:`` and
+#: ``:color[…]`` directives, and GFM autolinks (``www.``, ``http:``, ``a@b.c``). CommonMark
+#: takes a backslash before any of them literally. Quotes, commas, slashes… stay as they are.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|$:~&=@])")
 _LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
 MAX_SHOWN = 5000
 
