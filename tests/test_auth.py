@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-import subprocess
+import re
 import sys
 from pathlib import Path
 
@@ -91,33 +91,25 @@ def test_the_rate_limit_backs_off_exponentially_per_client():
     assert limiter.wait_seconds("10.0.0.5") == 0
 
 
-def test_hash_password_command_prints_a_secrets_line():
-    result = subprocess.run(
-        [sys.executable, "-m", "core", "hash-password"],
-        input=PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    import tomllib
+def test_hash_password_command_prints_a_secrets_line(monkeypatch, capsys):
+    from core.cli import main
 
-    secrets = tomllib.load(io.BytesIO(result.stdout.encode()))
-    assert verify_password(PASSWORD, secrets["tickettune"]["password_hash"])
+    monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["hash-password"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("[tickettune]\n")
+    stored = re.fullmatch(r'password_hash = "(scrypt\$[^"]+)"', out.splitlines()[1]).group(1)
+    assert verify_password(PASSWORD, stored)
 
 
-def test_hash_password_command_refuses_a_short_password_with_one_line():
-    result = subprocess.run(
-        [sys.executable, "-m", "core", "hash-password"],
-        input="short\n",
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
-    assert result.returncode == 2
-    assert result.stderr.strip().count("\n") == 0 and "at least 8" in result.stderr
+def test_hash_password_command_refuses_a_short_password_with_one_line(monkeypatch, capsys):
+    from core.cli import main
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("short\n"))
+    assert main(["hash-password"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.strip().count("\n") == 0
+    assert "at least 8" in captured.err
 
 
 # ------------------------------------------------------------------------------ the gate
