@@ -208,3 +208,14 @@ def test_without_sign_in_a_visitor_from_another_machine_is_refused(monkeypatch):
     assert "home_sample" not in _keys(at)
     with pytest.raises(ValueError, match="Sign in"):
         at.switch_page("pages/data.py")
+
+
+def test_without_sign_in_a_visitor_through_a_local_proxy_is_refused(monkeypatch):
+    """A reverse proxy on this computer connects from 127.0.0.1 but names the visitor."""
+    import ui.auth
+
+    monkeypatch.setattr(ui.auth, "client_address", lambda: "127.0.0.1")
+    monkeypatch.setattr(ui.auth, "_header", lambda name: "203.0.113.7, 127.0.0.1")
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert any("only people on this computer" in e.value for e in at.error)
+    assert "home_sample" not in _keys(at)

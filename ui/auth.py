@@ -49,7 +49,7 @@ def gate_page() -> st.Page | None:
     if settings.mode == "password":
         stored = settings.password_hash or ""
         return None if st.session_state.get(_SIGNED_IN) else _page(lambda: _password_form(stored))
-    if is_local_address(client_address()):
+    if visitor_is_local():
         return None
     return _page(lambda: st.error(LOCAL_ONLY, icon=":material/lock:"))
 
@@ -58,6 +58,22 @@ def client_address() -> str | None:
     """The visitor's IP address; None when Streamlit has none (a visitor on this computer)."""
     address = st.context.ip_address
     return address if isinstance(address, str) else None
+
+
+def visitor_is_local() -> bool:
+    """The connection comes from this computer, and not for someone else through a proxy here
+    (a proxy says whom it forwards for in X-Forwarded-For)."""
+    forwarded = _header("X-Forwarded-For")
+    first_hop = forwarded.split(",")[0].strip() if forwarded else None
+    return is_local_address(client_address()) and is_local_address(first_hop)
+
+
+def _header(name: str) -> str | None:
+    try:
+        value = st.context.headers.get(name)
+    except Exception:  # no request headers outside a browser session
+        return None
+    return value if isinstance(value, str) else None
 
 
 def _page(body) -> st.Page:
