@@ -6,6 +6,7 @@ the query parameters that survive a refresh, and the sidebar badge of the traini
 
 import streamlit as st
 
+from ui.auth import account_menu, gate_page
 from ui.job_view import sidebar_badge
 from ui.state import sync_query_params
 
@@ -23,7 +24,12 @@ PAGES = [
 ]
 
 
+gate = gate_page()  # sign-in (or refusal) as the only page until the visitor may go on
+if gate is not None:
+    st.navigation([gate], position="hidden").run()
+    st.stop()
 page = st.navigation(PAGES)
 sync_query_params()
+account_menu()
 sidebar_badge()
 page.run()

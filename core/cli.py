@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.auth import cmd_hash_password
 from core.config import METHODS, TrainConfig
 from core.errors import TicketTuneError
 from core.jobs import JobManager, JobSnapshot
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--out", required=True, help="CSV file to write")
     audit.add_argument("--model", default="default", help="'default', a Hugging Face id or folder")
     audit.add_argument("--folds", type=int, default=5, help="cross-validation folds (at least 2)")
+    sub.add_parser("hash-password", help="print a team-password line for .streamlit/secrets.toml")
     return parser
 
 
@@ -102,10 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     handlers["runs"] = cmd_runs
     handlers["serve"] = cmd_serve
     handlers["audit"] = cmd_audit
+    handlers["hash-password"] = cmd_hash_password
     try:
         return handlers[args.command](args)
     except TicketTuneError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -375,3 +378,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
     summary["rows_read"] = prepared.rows_read
     print(json.dumps(summary))
     return 0
+
+
+def one_line(message: str) -> str:
+    """The message on one line with no terminal control characters (a file or column name may
+    hold a vertical tab or an escape sequence): those are shown escaped, like ``\\x1b``."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in message)

@@ -25,6 +25,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokeniz
 from core import atomic
 from core.device import Placement
 from core.errors import ConfigError, JobCancelledError
+from core.model_files import check_model_folder, verify_embedded_weights
 from core.serialization import from_known_fields
 
 DEFAULT_MODEL = "default"
@@ -48,8 +49,10 @@ def resolve_model_source(model: str) -> str:
     """'default' → the embedded folder; a local folder → its path; anything else → a hub id."""
     model = model.strip()
     if model in ("", DEFAULT_MODEL):
+        verify_embedded_weights(embedded_model_path())
         return str(embedded_model_path())
     if os.path.isdir(os.path.expanduser(model)):
+        check_model_folder(os.path.expanduser(model))
         return os.path.expanduser(model)
     return model
 
@@ -63,7 +66,7 @@ def load_encoder(model: str) -> tuple[nn.Module, PreTrainedTokenizerBase, str]:
     source = resolve_model_source(model)
     try:
         tokenizer = load_tokenizer(source)
-        encoder = AutoModel.from_pretrained(source, trust_remote_code=False)
+        encoder = AutoModel.from_pretrained(source, trust_remote_code=False, use_safetensors=True)
     except (OSError, ValueError) as exc:
         raise ConfigError(
             f"Could not load the model '{model}'. Use 'default' for the built-in model, a local "
@@ -163,8 +166,11 @@ def load_classifier(
     folder: Path, device: torch.device | str = "cpu"
 ) -> tuple[TicketClassifier, PreTrainedTokenizerBase, ModelMeta]:
     meta = ModelMeta.from_dict(json.loads((folder / META_FILE).read_text(encoding="utf-8")))
+    check_model_folder(folder, not_weights=(HEAD_FILE,))
     config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
-    encoder = AutoModel.from_pretrained(folder, config=config, trust_remote_code=False)
+    encoder = AutoModel.from_pretrained(
+        folder, config=config, trust_remote_code=False, use_safetensors=True
+    )
     model = TicketClassifier(encoder, len(meta.labels), normalize=meta.normalize)
     model.head.load_state_dict(load_file(str(folder / HEAD_FILE)))
     model.to(device).eval()

@@ -40,11 +40,13 @@ def score_table(
 
 
 def spreadsheet_safe(table: pd.DataFrame) -> pd.DataFrame:
-    """Prefix text cells that a spreadsheet would run as a formula with an apostrophe."""
+    """Prefix text cells and column names that a spreadsheet would run as a formula with "'"."""
     safe = table.copy()
-    for column in safe.columns:
-        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
-            safe[column] = safe[column].map(_escape_cell)
+    safe.columns = [_escape_cell(column) for column in safe.columns]
+    for position in range(safe.shape[1]):
+        values = safe.iloc[:, position]
+        if values.dtype == object or pd.api.types.is_string_dtype(values):
+            safe.isetitem(position, values.map(_escape_cell))
     return safe
 
 

@@ -17,6 +17,7 @@ from ui.data_flow import (
 )
 from ui.data_widgets import label_editor, seed_widgets, show_report
 from ui.encoding_choice import table_with_encoding_choice
+from ui.safe_text import md
 from ui.split_choice import split
 from ui.state import current_upload_id, upload_filename
 from ui.widgets import run_page, show_table
@@ -31,7 +32,7 @@ def source() -> str | None:
     )
     _, error = process_upload(uploaded, "_data_file", start_upload)
     if error:
-        st.error(error, icon=":material/error:")
+        st.error(md(error), icon=":material/error:")
     sample = st.button(
         "Use the sample tickets",
         key="data_use_sample",
@@ -104,7 +105,7 @@ def main() -> None:
         return
     table = table_with_encoding_choice(upload_id)
     st.caption(
-        f"**{upload_filename(upload_id)}**: {len(table):,} rows, {len(table.columns)} columns"
+        f"**{md(upload_filename(upload_id))}**: {len(table):,} rows, {len(table.columns)} columns"
     )
     with st.expander("Preview", expanded=False):
         show_table(table.head(50), key="data_preview")

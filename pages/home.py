@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from core.runs import state_label
+from ui.auth import local_only_note
 from ui.data_flow import SAMPLE_PATH, use_sample
 from ui.state import get_store
 from ui.widgets import fmt_pct, fmt_when, run_page, show_table
@@ -68,6 +69,7 @@ def main() -> None:
         "right here, with no code and no ML team. You then see how good it is, decide how sure "
         "it must be before it acts alone, and use it on new tickets."
     )
+    local_only_note()
     steps()
     st.write("")
     if st.button(

@@ -9,6 +9,7 @@ from core.scoring import NEEDS_REVIEW, score_table
 from core.tables import FILE_TYPES, read_table
 from ui.figures import top_labels_figure
 from ui.html import highlight_words, label_block, legend
+from ui.safe_text import md
 from ui.serve_hint import show_serve_hint
 from ui.state import get_predictor, get_run, max_upload_bytes
 from ui.widgets import (
@@ -84,7 +85,7 @@ def read_batch(uploaded):
             table = str(exc)
         cached = st.session_state["_predict_table"] = (uploaded.file_id, table)
     if isinstance(cached[1], str):
-        st.error(cached[1], icon=":material/error:")
+        st.error(md(cached[1]), icon=":material/error:")
         return None
     return cached[1]
 

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from core.runs import ACTIVE_STATES, state_label
+from ui.safe_text import md
 from ui.state import current_run_id, forget_predictor, get_store, remember_run
 from ui.widgets import fmt_pct, fmt_when, run_label, run_page, show_table
 
@@ -56,7 +57,7 @@ def delete(summary) -> None:
         st.caption("This run is still in progress: cancel it on the Train page first.")
         return
     sure = st.checkbox(
-        f"Yes, delete “{summary.name}” and its model for good", key="runs_confirm_delete"
+        f"Yes, delete “{md(summary.name)}” and its model for good", key="runs_confirm_delete"
     )
     if st.button(
         "Delete", key="runs_delete", type="primary", disabled=not sure, icon=":material/delete:"
@@ -78,7 +79,7 @@ def main() -> None:
     st.title("Runs")
     notice = st.session_state.pop("_runs_notice", None)
     if notice:
-        st.success(notice, icon=":material/check_circle:")
+        st.success(md(notice), icon=":material/check_circle:")
     summaries = get_store().list()
     if not summaries:
         st.info("No runs yet. Start one on the Train page.")

@@ -7,8 +7,10 @@ from core.errors import ConfigError, TicketTuneError
 from core.estimate import estimate_training_seconds
 from core.pipeline import TrainingRequest
 from core.report import TOKENS_PER_WORD
+from ui.auth import current_user
 from ui.data_flow import get_draft, prepare, scheme_from_draft, split_settings
 from ui.job_view import job_panel
+from ui.safe_text import md
 from ui.state import (
     current_run_id,
     current_upload_id,
@@ -33,7 +35,8 @@ def start(upload_id: str, draft: dict, config: TrainConfig, name: str) -> None:
         source_name=upload_filename(upload_id),
         test_source_name=upload_filename(test_id) if test_id else "",
     )
-    run_id = get_jobs().submit(request, name=name, status_fields=request.describe())
+    fields = {**request.describe(), "started_by": current_user()}
+    run_id = get_jobs().submit(request, name=name, status_fields=fields)
     remember_run(run_id)
     st.rerun()
 
@@ -43,8 +46,8 @@ def new_training(upload_id: str) -> None:
     result = prepare(upload_id, draft)
     report = result.report
     st.markdown(
-        f"**{report.rows_used:,} tickets** from *{upload_filename(upload_id)}*, labels "
-        f"from **{draft['label_column']}** ({len(report.class_counts)} labels)."
+        f"**{report.rows_used:,} tickets** from *{md(upload_filename(upload_id))}*, labels "
+        f"from **{md(draft['label_column'])}** ({len(report.class_counts)} labels)."
     )
     if result.split_error:
         raise ConfigError(result.split_error)
@@ -61,7 +64,7 @@ def new_training(upload_id: str) -> None:
             raise ConfigError("Type a Hugging Face model id or a folder, or use the built-in one.")
         config = TrainConfig(model=model, method=method, **settings)
     except ConfigError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(md(exc), icon=":material/error:")
         return
     estimate(report, config)
     if st.button("Start training", key="train_start", type="primary", icon=":material/play_arrow:"):
@@ -96,7 +99,7 @@ def main() -> None:
     try:
         new_training(upload_id)
     except TicketTuneError as exc:
-        st.error(f"{exc} Fix it on the Data page.", icon=":material/error:")
+        st.error(f"{md(exc)} Fix it on the Data page.", icon=":material/error:")
         st.page_link("pages/data.py", label="Go to 1 Data", icon=":material/table_view:")
 
 

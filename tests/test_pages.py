@@ -26,6 +26,7 @@ from core.pipeline import TrainingRequest, execute
 from core.runs import RunStore
 from core.schema import LabelScheme
 from core.workspace import Workspace
+from ui.safe_text import md
 from ui.state import shutdown_all
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -276,7 +277,7 @@ def test_rare_labels_can_be_merged_into_other():
     at.text_input(key="data_other_label").set_value("misc").run()
     no_errors(at)
     assert metric(at, "Labels") == "5"
-    assert any("merged into 'misc'" in w.value for w in at.warning)
+    assert any(md("merged into 'misc'") in w.value for w in at.warning)
 
 
 @pytest.mark.parametrize(
@@ -303,7 +304,7 @@ def test_a_label_column_with_one_label_says_what_to_do():
     at.selectbox(key="data_label_column").set_value("category").run()
     assert not at.exception
     errors = " ".join(e.value for e in at.error)
-    assert "Only one label ('billing')" in errors
+    assert md("Only one label ('billing')") in errors
     assert "pick another label column" in errors
 
 

@@ -10,6 +10,7 @@ import streamlit as st
 
 from ui.data_flow import Prepared, raw_label_counts
 from ui.figures import label_counts_figure, length_histogram
+from ui.safe_text import md
 from ui.widgets import show_table
 
 #: Widget key -> draft field. Widgets get their value from the draft (no default argument), so
@@ -105,7 +106,7 @@ def show_report(result: Prepared) -> None:
     cols[2].metric("Labels", len(report.class_counts))
     cols[3].metric("Repeated texts", f"{report.duplicate_texts:,}")
     for warning in report.warnings:
-        st.warning(warning, icon=":material/warning:")
+        st.warning(md(warning), icon=":material/warning:")
     left, right = st.columns(2)
     with left:
         st.plotly_chart(label_counts_figure(report.class_counts), key="data_label_chart")
@@ -135,7 +136,7 @@ def _conflicts(examples: list[dict], total: int) -> None:
 def _split(result: Prepared) -> None:
     st.subheader("Learning and test tickets")
     if result.split_error:
-        st.error(result.split_error, icon=":material/error:")
+        st.error(md(result.split_error), icon=":material/error:")
         return
     sizes = result.report.split_sizes or {}
     cols = st.columns(4)

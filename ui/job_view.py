@@ -7,6 +7,7 @@ import streamlit as st
 from core.errors import RunNotFoundError
 from core.jobs import JobSnapshot
 from ui.figures import loss_figure, validation_figure
+from ui.safe_text import md
 from ui.state import get_jobs
 from ui.widgets import fmt_duration, fmt_pct
 
@@ -47,7 +48,7 @@ def job_panel(run_id: str) -> None:
 
 def _render(snap: JobSnapshot) -> None:
     title, action = st.columns([4, 1], vertical_alignment="center")
-    title.markdown(f"#### {snap.name}")
+    title.markdown(f"#### {md(snap.name)}")
     if not snap.finished:
         with action:
             _cancel_button(snap)
@@ -71,7 +72,7 @@ def _progress(snap: JobSnapshot) -> None:
     eta = f" · about {fmt_duration(snap.eta_seconds)} left" if snap.eta_seconds else ""
     st.progress(snap.fraction, text=f"**{stage}** · {snap.fraction:.0%}{eta}")
     if snap.message:
-        st.caption(snap.message)
+        st.caption(md(snap.message))
     st.caption(
         f"Running for {fmt_duration(snap.elapsed_seconds)}. You can leave this page; "
         "training goes on in the background."
@@ -107,9 +108,9 @@ def _outcome(snap: JobSnapshot) -> None:
             query_params={"run": snap.run_id},
         )
     elif snap.state == "cancelled":
-        st.warning(snap.reason or "Cancelled.", icon=":material/cancel:")
+        st.warning(md(snap.reason or "Cancelled."), icon=":material/cancel:")
     else:
-        st.error(snap.reason or "The training failed.", icon=":material/error:")
+        st.error(md(snap.reason or "The training failed."), icon=":material/error:")
 
 
 def _curves(snap: JobSnapshot) -> None:
@@ -148,7 +149,7 @@ def _badge(snapshots: list[JobSnapshot]) -> None:
     with st.container(border=True, key="job_badge"):
         if running is not None:
             eta = f", about {fmt_duration(running.eta_seconds)} left" if running.eta_seconds else ""
-            text = f"Training **{running.name}**: {running.fraction:.0%}{eta}"
+            text = f"Training **{md(running.name)}**: {running.fraction:.0%}{eta}"
             st.progress(running.fraction, text=text)
         if queued:
             st.caption(f"{len(queued)} more waiting in the queue")

@@ -9,6 +9,7 @@ import streamlit as st
 from core.evaluation import Evaluation
 from core.runs import Run
 from ui.figures import confusion_figure, coverage_figure, most_confused_labels
+from ui.safe_text import md
 from ui.state import get_store
 from ui.widgets import as_percent, fmt_pct, fmt_when, percent_column, show_table, sureness_column
 
@@ -142,8 +143,8 @@ def confusion(evaluation: Evaluation) -> None:
     predicted = b.selectbox("Predicted as", labels, key=PRED_KEY)
     tickets = evaluation.tickets_for_cell(true, predicted)
     st.markdown(
-        f"**{len(tickets)} test tickets** labelled *{true}* that the model "
-        f"predicted as *{predicted}*:"
+        f"**{len(tickets)} test tickets** labelled *{md(true)}* that the model "
+        f"predicted as *{md(predicted)}*:"
     )
     show_table(
         as_percent(tickets[["text", "confidence", "top2_label"]], ["confidence"]),

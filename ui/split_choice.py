@@ -7,6 +7,7 @@ import streamlit as st
 from core.config import TrainConfig
 from core.tables import FILE_TYPES
 from ui.data_flow import process_upload, save_checked_upload
+from ui.safe_text import md
 from ui.state import get_workspace, upload_filename
 
 SPLIT_MODES = {
@@ -46,10 +47,10 @@ def test_file(current: str | None) -> str | None:
     )
     new_id, error = process_upload(uploaded, "_data_test_file", save_checked_upload)
     if error:
-        st.error(f"The test file cannot be used: {error}", icon=":material/error:")
+        st.error(f"The test file cannot be used: {md(error)}", icon=":material/error:")
         return None
     current = new_id or current
     if current and get_workspace().has_upload(current):
-        st.caption(f"Test file: **{upload_filename(current)}**")
+        st.caption(f"Test file: **{md(upload_filename(current))}**")
         return current
     return None

@@ -13,6 +13,7 @@ from core.errors import TicketTuneError
 from core.runs import RunSummary
 from core.scoring import spreadsheet_safe
 from ui.entry import ensure_entrypoint
+from ui.safe_text import md
 from ui.state import current_run_id, get_store, remember_run
 
 log = logging.getLogger("tickettune.app")
@@ -34,7 +35,7 @@ def run_page(body: Callable[[], None]) -> None:
     try:
         body()
     except TicketTuneError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(md(exc), icon=":material/error:")
     except Exception as exc:
         log.exception("Unexpected error while rendering a page")
         st.error(UNEXPECTED.format(kind=type(exc).__name__), icon=":material/error:")
