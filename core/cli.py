@@ -292,7 +292,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(("\r" if interactive else "") + progress_bar(progress), end=end, file=sys.stderr)
             last[0] = now
 
-    print(f"Labelling {args.data} on the {predictor.placement.describe()}", file=sys.stderr)
     n = score_file(
         predictor,
         args.data,
@@ -303,7 +302,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         encoding=args.encoding,
         on_progress=show,
     )
-    print(f"Wrote {n} scored tickets to {args.out}", file=sys.stderr)
+    where = predictor.placement.describe()
+    print(f"Wrote {n} scored tickets to {args.out} (scored on the {where})", file=sys.stderr)
     print(json.dumps({"out": args.out, "n": n, "threshold": threshold}))
     return 0
 

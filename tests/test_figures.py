@@ -81,3 +81,16 @@ def test_highlighted_words_are_escaped_and_coloured():
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "rgba(22, 163, 74" in html and "rgba(220, 38, 38" in html  # for and against
     assert html.count("<span") == 2  # a word with no influence stays plain
+
+
+def test_labels_from_the_file_are_escaped_in_charts_but_clicks_return_them_as_they_are():
+    """Plotly draws <a>/<b> tags in tick text; a label such as '<a href=…>' must show as text."""
+    evil = '<a href="http://evil">x</a>'
+    labels = [evil, "billing"]
+    fig = figures.confusion_figure(np.array([[3, 1], [0, 2]]), labels)
+    heatmap, points = fig.data[0], fig.data[1]
+    assert evil not in list(heatmap.x) and '&lt;a href="http://evil"&gt;x&lt;/a&gt;' in heatmap.x
+    assert evil not in list(points.x) + list(points.y)
+    assert [evil, evil] in [list(c) for c in points.customdata]
+    assert evil not in list(figures.label_counts_figure({evil: 3, "billing": 1}).data[0].y)
+    assert evil not in list(figures.top_labels_figure([(evil, 0.9), ("billing", 0.1)]).data[0].y)

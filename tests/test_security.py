@@ -162,7 +162,7 @@ def test_train_page_escapes_the_label_column_and_file_name():
 
 def test_review_runs_and_train_pages_escape_labels_and_run_names(evil_runs, isolated_app):
     shutil.copytree(evil_runs, isolated_app, dirs_exist_ok=True)
-    run_id = RunStore(isolated_app).latest().run_id
+    run_id = RunStore(isolated_app).list()[0].run_id
     at = open_page("pages/review.py")
     assert_all_escaped(at, [IMG_HTML, LINK, LATEX, IMAGE])
     assert any("labelled *" + md(EVIL_LABELS["billing"])[:5] in m.value for m in at.markdown)
@@ -179,7 +179,7 @@ def test_review_runs_and_train_pages_escape_labels_and_run_names(evil_runs, isol
 def test_a_very_long_unbroken_run_name_is_shown_cut_and_escaped(evil_runs, isolated_app):
     shutil.copytree(evil_runs, isolated_app, dirs_exist_ok=True)
     store = RunStore(isolated_app)
-    store.rename(store.latest().run_id, LONG)
+    store.rename(store.list()[0].run_id, LONG)
     at = open_page("pages/runs.py")
     assert not at.exception
     assert all(len(c.label) < 6_000 for c in at.checkbox)

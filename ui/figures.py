@@ -7,6 +7,7 @@ scatter point, and each point's ``customdata`` is the cell's ``[true label, pred
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -23,6 +24,12 @@ CLICK_MARKER_PX = 8  # small: big markers overlap neighbouring cells and steal t
 CHART_HEIGHT = 320
 
 
+def shown_label(label: object) -> str:
+    """A label as plotly may draw it: plotly renders some HTML (links, bold) in tick and hover
+    text, and labels come from the analyst's file, so ``<`` and ``&`` are escaped."""
+    return html.escape(str(label), quote=False)
+
+
 def _layout(fig: go.Figure, title: str, height: int = CHART_HEIGHT) -> go.Figure:
     fig.update_layout(title={"text": title, "x": 0}, height=height, margin=_MARGIN)
     return fig
@@ -35,7 +42,7 @@ def _bar_height(n_bars: int) -> int:
 def label_counts_figure(class_counts: Mapping[str, int], title: str = "Tickets per label"):
     """Horizontal bars, the largest label on top."""
     items = sorted(class_counts.items(), key=lambda item: (-item[1], item[0]))
-    labels = [str(label) for label, _ in items]
+    labels = [shown_label(label) for label, _ in items]
     counts = [int(count) for _, count in items]
     fig = go.Figure(
         go.Bar(
@@ -100,8 +107,9 @@ def confusion_figure(
     totals = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
     z = shares if normalize else counts
-    fig = go.Figure(_heatmap(z, counts, shares, names, normalize))
-    fig.add_trace(_click_targets(names, counts, shares))
+    shown = [shown_label(name) for name in names]
+    fig = go.Figure(_heatmap(z, counts, shares, shown, normalize))
+    fig.add_trace(_click_targets(names, shown, counts, shares))
     if selected is not None and selected[0] in names and selected[1] in names:
         _outline(fig, names.index(selected[1]), names.index(selected[0]))
     n = len(names)
@@ -133,22 +141,27 @@ def _heatmap(z, counts, shares, names, normalize: bool) -> go.Heatmap:
     )
 
 
-def _click_targets(names: Sequence[str], counts: np.ndarray, shares: np.ndarray) -> go.Scatter:
-    """One invisible point in the middle of each cell; its customdata is [true, predicted].
+def _click_targets(
+    names: Sequence[str], shown: Sequence[str], counts: np.ndarray, shares: np.ndarray
+) -> go.Scatter:
+    """One invisible point in the middle of each cell; its customdata is [true, predicted]
+    (the labels as they are; ``shown`` are the escaped names on the axes).
 
     The points must stay hoverable: plotly neither hovers nor clicks a point whose hoverinfo
     is "skip", so this trace, not the heatmap, carries the hover text.
     """
     true = [t for t in names for _ in names]
     predicted = [p for _ in names for p in names]
+    true_shown = [t for t in shown for _ in shown]
+    predicted_shown = [p for _ in shown for p in shown]
     hover = [
         f"{n} tickets ({share:.0%} of this label)"
         for n, share in zip(counts.ravel(), shares.ravel(), strict=True)
     ]
     invisible = {"marker": {"opacity": 0}}
     return go.Scatter(
-        x=predicted,
-        y=true,
+        x=predicted_shown,
+        y=true_shown,
         mode="markers",
         marker={"symbol": "square", "size": CLICK_MARKER_PX, "opacity": 0, "color": MUTED},
         selected=invisible,
@@ -218,7 +231,7 @@ def validation_figure(
 
 def top_labels_figure(top: Sequence[tuple[str, float]]) -> go.Figure:
     """How sure the model is about each of its top labels, in percent."""
-    labels = [str(label) for label, _ in top]
+    labels = [shown_label(label) for label, _ in top]
     percents = [float(p) * 100 for _, p in top]
     fig = go.Figure(
         go.Bar(
