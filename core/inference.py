@@ -16,6 +16,7 @@ import torch
 from core.device import Placement, resolve_placement
 from core.errors import RunNotFoundError
 from core.modeling import META_FILE, ModelMeta, TicketClassifier, classify, load_classifier
+from core.onnx_engine import OnnxEngine, ensure_onnx, use_onnx
 
 WORD_PATTERN = re.compile(r"\S+")
 MAX_OCCLUSIONS = 64
@@ -42,18 +43,36 @@ class Predictor:
     """A loaded model ready to score tickets. Thread-safe; load once and reuse."""
 
     def __init__(
-        self, model: TicketClassifier, tokenizer, meta: ModelMeta, placement: Placement
+        self,
+        model: TicketClassifier,
+        tokenizer,
+        meta: ModelMeta,
+        placement: Placement,
+        onnx: OnnxEngine | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.meta = meta
         self.placement = placement
+        self.onnx = onnx
         self._lock = threading.Lock()
+
+    @property
+    def backend(self) -> str:
+        """``"onnx"`` (ONNX Runtime on the CPU) or ``"torch"``: what scores the tickets."""
+        return "onnx" if self.onnx is not None else "torch"
 
     @classmethod
     def load(
-        cls, run_dir: str | Path, *, device: str = "auto", precision: str = "auto"
+        cls,
+        run_dir: str | Path,
+        *,
+        device: str = "auto",
+        precision: str = "auto",
+        engine: str = "auto",
     ) -> Predictor:
+        """``engine``: ``auto`` follows ``core.onnx_engine.use_onnx``; ``torch`` / ``onnx``
+        force one (ONNX falls back to torch when the run has no usable export)."""
         folder = Path(run_dir)
         folder = folder / "model" if (folder / "model" / META_FILE).exists() else folder
         if not (folder / META_FILE).exists():
@@ -62,7 +81,10 @@ class Predictor:
             )
         placement = resolve_placement(device, precision)
         model, tokenizer, meta = load_classifier(folder, placement.device)
-        return cls(model, tokenizer, meta, placement)
+        onnx = None
+        if use_onnx(placement, engine) and (path := ensure_onnx(folder)) is not None:
+            onnx = OnnxEngine(path, tokenizer, max_length=meta.max_length)
+        return cls(model, tokenizer, meta, placement, onnx)
 
     @property
     def labels(self) -> list[str]:
@@ -76,6 +98,8 @@ class Predictor:
         on_batch: Callable[[int, int], None] | None = None,
     ) -> np.ndarray:
         texts = [str(t) if t is not None else "" for t in texts]
+        if self.onnx is not None:
+            return self.onnx.predict_proba(texts, batch_size=batch_size, on_batch=on_batch)
         with self._lock:
             if len(texts) == 1:
                 probs = self._predict_one(texts[0])

@@ -22,6 +22,7 @@ from core.config import TrainConfig
 from core.errors import DataError
 from core.evaluation import compute_metrics, evaluate
 from core.modeling import load_tokenizer, resolve_model_source, save_classifier
+from core.onnx_engine import export_onnx
 from core.progress import ProgressCallback, ProgressEvent
 from core.report import build_report
 from core.runs import Run
@@ -74,6 +75,7 @@ def execute(
     evaluation = evaluate(split.test, outcome.test_probabilities, outcome.meta.labels)
     evaluation.save(run)
     _save_model(run, outcome)
+    export_onnx(run.model_dir)  # the portable CPU engine; on failure a note, and torch scores
     metrics = _metrics(split, outcome, evaluation.metrics, baseline.metrics)
     run.write_json("metrics.json", metrics)
     total = time.monotonic() - started
