@@ -20,6 +20,7 @@ import transformers
 from core.baseline import run_baseline
 from core.config import TrainConfig
 from core.errors import DataError
+from core.estimate import record_finished_run
 from core.evaluation import compute_metrics, evaluate
 from core.modeling import load_tokenizer, resolve_model_source, save_classifier
 from core.onnx_engine import export_onnx
@@ -79,6 +80,7 @@ def execute(
     metrics = _metrics(split, outcome, evaluation.metrics, baseline.metrics)
     run.write_json("metrics.json", metrics)
     total = time.monotonic() - started
+    record_finished_run(run, config, metrics, total)  # the next estimate uses this speed
     progress(
         ProgressEvent(
             "done",
