@@ -118,6 +118,27 @@ def export_encoder_onnx(source: str, target: str | os.PathLike) -> Path | None:
     return target
 
 
+def encoder_engine(source: str, cache_dir: str | os.PathLike, *, max_length: int):
+    """An ``OnnxEngine`` over the plain pretrained encoder ``source``, or None (use torch).
+
+    For the embedding pass that fits the quick model and the head's starting point: exported
+    once per model into ``cache_dir`` (e.g. ``<runs dir>/.cache/onnx``) and reused by later runs.
+    """
+    import hashlib
+
+    from core.modeling import load_tokenizer
+
+    stamp = source
+    config = Path(source) / "config.json"
+    if config.is_file():  # a local folder: a changed model gets a new export
+        stamp += f"@{config.stat().st_mtime_ns}"
+    key = hashlib.sha1(stamp.encode("utf-8")).hexdigest()[:16]
+    target = Path(cache_dir) / key / ENCODER_ONNX_FILE
+    if not target.is_file() and export_encoder_onnx(source, target) is None:
+        return None
+    return OnnxEngine(target, load_tokenizer(source), max_length=max_length)
+
+
 def _export(graph, target: Path) -> None:
     """TorchScript-based exporter: works offline without onnxscript; dynamic batch/sequence."""
     import torch

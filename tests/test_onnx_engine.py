@@ -119,6 +119,15 @@ def test_encoder_export_embeds_like_torch(tiny_model_dir, tmp_path, sample_texts
     np.testing.assert_allclose(rows, expected, atol=1e-4)
 
 
+def test_the_encoder_export_is_cached_per_model(tiny_model_dir, tmp_path, monkeypatch):
+    first = onnx_engine.encoder_engine(str(tiny_model_dir), tmp_path, max_length=64)
+    assert first is not None and first.path.is_file()
+    monkeypatch.setattr(onnx_engine, "export_encoder_onnx", _must_not_export)
+    again = onnx_engine.encoder_engine(str(tiny_model_dir), tmp_path, max_length=64)
+    assert again.path == first.path
+    np.testing.assert_allclose(again.embed(["refund please"]), first.embed(["refund please"]))
+
+
 def test_encoder_export_failure_returns_none(tmp_path):
     assert export_encoder_onnx(str(tmp_path / "no-such-model"), tmp_path / "e.onnx") is None
 
