@@ -23,7 +23,7 @@ from core.errors import DataError
 from core.estimate import record_finished_run
 from core.evaluation import compute_metrics, evaluate
 from core.modeling import load_tokenizer, resolve_model_source, save_classifier
-from core.onnx_engine import export_onnx
+from core.onnx_engine import export_onnx, use_onnx
 from core.progress import ProgressCallback, ProgressEvent
 from core.report import build_report
 from core.runs import Run
@@ -76,7 +76,8 @@ def execute(
     evaluation = evaluate(split.test, outcome.test_probabilities, outcome.meta.labels)
     evaluation.save(run)
     _save_model(run, outcome)
-    export_onnx(run.model_dir)  # the portable CPU engine; on failure a note, and torch scores
+    if use_onnx(outcome.placement):  # ONNX Runtime will score here: export once, now
+        export_onnx(run.model_dir)  # on failure a note in the model folder, and torch scores
     metrics = _metrics(split, outcome, evaluation.metrics, baseline.metrics)
     run.write_json("metrics.json", metrics)
     total = time.monotonic() - started

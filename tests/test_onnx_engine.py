@@ -36,8 +36,8 @@ def model_copy(trained_run, tmp_path):
     """The trained run's model folder without its export, to export (or fail to) afresh."""
     folder = tmp_path / "model"
     shutil.copytree(trained_run.model_dir, folder)
-    (folder / ONNX_FILE).unlink()
-    (folder / NOTE_FILE).unlink()
+    (folder / ONNX_FILE).unlink(missing_ok=True)
+    (folder / NOTE_FILE).unlink(missing_ok=True)
     return folder
 
 
@@ -47,9 +47,29 @@ def _assert_same_scores(expected: np.ndarray, actual: np.ndarray) -> None:
     np.testing.assert_allclose(actual, expected, atol=1e-4)
 
 
-def test_the_pipeline_stores_an_export_next_to_the_model(trained_run):
-    assert (trained_run.model_dir / ONNX_FILE).is_file()
-    assert export_note(trained_run.model_dir)["exported"] is True
+def test_the_pipeline_exports_where_onnx_will_score(tiny_model_dir, tmp_path, monkeypatch):
+    """On a CPU where ONNX Runtime scores (forced here: this may be an AMX machine), the
+    pipeline stores the export, and a fresh Predictor uses it."""
+    import threading
+
+    from core.config import TrainConfig
+    from core.pipeline import TrainingRequest, execute
+    from core.runs import RunStore
+    from core.schema import LabelScheme
+    from tests.helpers import topic_frame
+
+    monkeypatch.setenv(onnx_engine.ENGINE_ENV, "onnx")
+    request = TrainingRequest(
+        table=topic_frame(20).drop(columns="row"),
+        scheme=LabelScheme(text_columns=("text",), label_column="label"),
+        config=TrainConfig(model=str(tiny_model_dir), epochs=1, batch_size=16, device="cpu"),
+    )
+    run = RunStore(tmp_path).create("onnx")
+    execute(run, request, lambda event: None, threading.Event())
+    assert (run.model_dir / ONNX_FILE).is_file()
+    assert export_note(run.model_dir)["exported"] is True
+    monkeypatch.setattr(onnx_engine, "export_onnx", _must_not_export)
+    assert Predictor.load(run.path).backend == "onnx"
 
 
 def test_onnx_and_torch_give_the_same_labels_on_the_sample_tickets(trained_run, sample_texts):
