@@ -16,7 +16,7 @@ import torch
 from core.device import Placement, resolve_placement
 from core.errors import RunNotFoundError
 from core.modeling import META_FILE, ModelMeta, TicketClassifier, classify, load_classifier
-from core.onnx_engine import OnnxEngine, ensure_onnx, use_onnx
+from core.onnx_engine import OnnxEngine, open_engine, use_onnx
 
 WORD_PATTERN = re.compile(r"\S+")
 MAX_OCCLUSIONS = 64
@@ -82,8 +82,8 @@ class Predictor:
         placement = resolve_placement(device, precision)
         model, tokenizer, meta = load_classifier(folder, placement.device)
         onnx = None
-        if use_onnx(placement, engine) and (path := ensure_onnx(folder)) is not None:
-            onnx = OnnxEngine(path, tokenizer, max_length=meta.max_length)
+        if use_onnx(placement, engine):
+            onnx = open_engine(folder, tokenizer, max_length=meta.max_length)
         return cls(model, tokenizer, meta, placement, onnx)
 
     @property

@@ -100,6 +100,22 @@ def ensure_onnx(model_dir: str | os.PathLike) -> Path | None:
     return export_onnx(folder)
 
 
+def open_engine(model_dir: str | os.PathLike, tokenizer, *, max_length: int):
+    """The run's ONNX engine (exporting once if needed), or None: then torch scores.
+
+    A stored file ONNX Runtime cannot open (truncated, from an incompatible version) is
+    treated like a failed export, not an error for the analyst.
+    """
+    path = ensure_onnx(model_dir)
+    if path is None:
+        return None
+    try:
+        return OnnxEngine(path, tokenizer, max_length=max_length)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        log.warning("ONNX Runtime could not open %s, scoring stays on torch: %s", path, exc)
+        return None
+
+
 def export_encoder_onnx(source: str, target: str | os.PathLike) -> Path | None:
     """Export a plain pretrained encoder (mean pooling + normalise) for ``OnnxEngine.embed``.
 

@@ -115,6 +115,14 @@ def test_the_stored_export_is_used_after_a_restart(model_copy, sample_texts, mon
     assert predictor.predict(sample_texts[:3])[0].label in predictor.labels
 
 
+def test_a_damaged_export_scores_through_torch(model_copy, sample_texts):
+    path = export_onnx(model_copy)
+    path.write_bytes(path.read_bytes()[:1000])  # a truncated file, as after a full disk
+    predictor = Predictor.load(model_copy, precision="fp32", engine="onnx")
+    assert predictor.backend == "torch"
+    assert predictor.predict_proba(sample_texts[:5]).shape == (5, len(predictor.labels))
+
+
 def test_a_run_without_an_export_gets_one_on_first_load(model_copy):
     """Runs trained before the engine existed: exported once, then reused."""
     predictor = Predictor.load(model_copy, precision="fp32", engine="onnx")
