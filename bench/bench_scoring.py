@@ -115,7 +115,7 @@ def measure_variant(
     best = min(batch_seconds)
     result = {
         "variant": variant,
-        "precision": predictor.placement.precision,
+        "precision": "int8" if variant == "onnx-int8" else predictor.placement.precision,
         "engine": predictor.backend,
         "load_seconds": round(load["seconds"], 2),
         "latency": latency_stats(seconds),
