@@ -10,3 +10,9 @@ import os
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+# Thread behaviour and the optional TICKETTUNE_CPU_ISA=avx2 limit, before torch loads (importing
+# core does this too; explicit here because every bench child process starts in this package).
+from core.threads import configure_process
+
+configure_process()

@@ -7,10 +7,16 @@ with AMX / AVX-512-bf16 core scores under bf16 autocast by default; that is only
 its predictions match fp32's, so agreement (share of identical argmax) is measured too.
 
 Variants, each in a fresh process (clean memory peak, no shared caches):
-  fast  — Predictor.load(run): the default placement (bf16 autocast on this kind of CPU)
-  fp32  — Predictor.load(run, precision="fp32"): the reference
-  int8  — fp32 plus torch.ao.quantization.quantize_dynamic on every nn.Linear; an option,
-          worth adopting only if it is faster than ``fast`` and agrees with fp32 as well
+  fast      — Predictor.load(run): what the app does (engine and precision chosen by core:
+              ONNX Runtime fp32 on CPUs without fast bf16, torch bf16 autocast on AMX ones)
+  fp32      — Predictor.load(run, precision="fp32", engine="torch"): the reference
+  torch     — torch at the default precision (bf16 autocast where the CPU is fast at it)
+  onnx      — the run's ONNX export on ONNX Runtime's CPU provider, fp32
+  onnx-int8 — that export after ORT dynamic int8 quantisation (QInt8 weights); adopted only
+              if it keeps >= 99.5% of fp32's labels
+
+Run with TICKETTUNE_CPU_ISA=avx2 (or bench/run_all.sh --isa avx2) to see an ordinary CPU;
+ONNX Runtime cannot be limited that way, so its figures in that mode stay optimistic.
 
     python -m bench.bench_scoring --run bench/out/runs/<run>     # a trained run
     python -m bench.bench_scoring --limit 600                    # trains a quick run first
@@ -22,7 +28,6 @@ import argparse
 import json
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +53,9 @@ from bench.common import (
 from bench.machine import print_header
 from core.inference import Predictor
 from core.modeling import META_FILE
+from core.onnx_engine import OnnxEngine
 
-VARIANTS = ("fast", "fp32", "int8")
+VARIANTS = ("fast", "fp32", "torch", "onnx", "onnx-int8")
 P50_TARGET_MS = 15.0
 P95_TARGET_MS = 30.0
 THROUGHPUT_TARGET = 1000.0
@@ -58,17 +64,32 @@ LATENCY_WARMUP_CALLS = 20
 
 
 def load_predictor(run: Path, variant: str) -> Predictor:
-    """The Predictor as the app loads it, or the fp32 / int8 variant of it."""
+    """The Predictor as the app loads it, or one fixed engine / precision of it."""
     if variant == "fast":
         return Predictor.load(run)
-    predictor = Predictor.load(run, precision="fp32")
-    if variant == "int8":
-        with warnings.catch_warnings():  # torch.ao.quantization is deprecated in favour of torchao
-            warnings.simplefilter("ignore")
-            predictor.model = torch.ao.quantization.quantize_dynamic(
-                predictor.model, {torch.nn.Linear}, dtype=torch.qint8
-            )
+    if variant == "fp32":
+        return Predictor.load(run, precision="fp32", engine="torch")
+    if variant == "torch":
+        return Predictor.load(run, engine="torch")
+    predictor = Predictor.load(run, precision="fp32", engine="onnx")
+    if predictor.onnx is None:
+        raise SystemExit(f"error: the run {run} has no usable ONNX export (see model/onnx.json)")
+    if variant == "onnx-int8":
+        predictor.onnx = OnnxEngine(
+            quantized_copy(predictor.onnx.path),
+            predictor.tokenizer,
+            max_length=predictor.meta.max_length,
+        )
     return predictor
+
+
+def quantized_copy(path: Path) -> Path:
+    """ORT dynamic int8 quantisation of an export, written to a temporary folder."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    target = Path(tempfile.mkdtemp(prefix="bench-int8-")) / "model.int8.onnx"
+    quantize_dynamic(str(path), str(target), weight_type=QuantType.QInt8)
+    return target
 
 
 def measure_variant(
@@ -94,7 +115,8 @@ def measure_variant(
     best = min(batch_seconds)
     result = {
         "variant": variant,
-        "precision": predictor.placement.precision,
+        "precision": "int8" if variant == "onnx-int8" else predictor.placement.precision,
+        "engine": predictor.backend,
         "load_seconds": round(load["seconds"], 2),
         "latency": latency_stats(seconds),
         "batch_tickets": len(texts),
@@ -138,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=200, help="timed single-text calls")
     parser.add_argument("--repeats", type=int, default=2, help="batch passes; the best counts")
     parser.add_argument(
-        "--variants", default=",".join(VARIANTS), help="comma-separated, from: fast, fp32, int8"
+        "--variants", default=",".join(VARIANTS), help=f"comma-separated, from: {VARIANTS}"
     )
     parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # child process
     parser.add_argument("--probs-out", type=Path, help=argparse.SUPPRESS)
@@ -179,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = [
         (
-            f"{v} ({r['precision']})",
+            f"{v} ({r.get('engine', 'torch')} {r['precision']})",
             r["load_seconds"],
             r["latency"]["p50_ms"],
             r["latency"]["p95_ms"],
@@ -198,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     fast = results.get("fast") or results["fp32"]
-    int8 = results.get("int8")
+    int8 = results.get("onnx-int8")
     recommendation = None
     if int8 is not None:
         better = (
@@ -206,10 +228,10 @@ def main(argv: list[str] | None = None) -> int:
             and int8["agreement_with_fp32"] >= AGREEMENT_TARGET
         )
         recommendation = (
-            "int8 dynamic quantisation is faster than the default path and agrees with fp32: "
-            "worth offering"
+            "ORT dynamic int8 is faster than the default path and agrees with fp32: worth offering"
             if better
-            else "int8 dynamic quantisation is not better than the default path: keep the default"
+            else f"ORT dynamic int8 keeps {int8['agreement_with_fp32']:.2%} of fp32's labels at "
+            f"{int8['tickets_per_s']} tickets/s: not better than the default path, left off"
         )
         print(f"int8 verdict: {recommendation}\n")
 

@@ -51,6 +51,7 @@ def machine_info() -> dict[str, Any]:
     import transformers
 
     from core.device import cpu_has_fast_bf16
+    from core.threads import cpu_isa_limit
 
     info: dict[str, Any] = {
         "cpu": cpu_model(),
@@ -59,6 +60,8 @@ def machine_info() -> dict[str, Any]:
         "physical_cores": psutil.cpu_count(logical=False),
         "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
         "cpu_fast_bf16": cpu_has_fast_bf16(),
+        "isa_mode": cpu_isa_limit() or "native",
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "python": platform.python_version(),
@@ -85,6 +88,8 @@ def header_lines(info: dict[str, Any]) -> list[str]:
         f"Software: Python {info['python']}, torch {info['torch']} "
         f"({info['torch_threads']} threads), transformers {info['transformers']}, {info['os']}; "
         f"fast CPU bf16 (AMX/AVX-512-bf16): {'yes' if info['cpu_fast_bf16'] else 'no'}",
+        f"Instruction sets: {info.get('isa_mode', 'native')} "
+        f"(torch kernels: {info.get('torch_cpu_capability', '?')}; ONNX Runtime always native)",
         f"Load average (1 min) at start: {info['load_average_1min']}",
     ]
     if is_busy(info):

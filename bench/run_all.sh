@@ -7,6 +7,9 @@
 #   bench/run_all.sh                                full run, CLINC150 intent (~30 min, 2 cores)
 #   QUALITY_LABELS="intent domain" bench/run_all.sh also time-to-quality on the domain labels
 #   SMOKE=1 bench/run_all.sh                        tiny subsets (~10 min): do the scripts work?
+#   bench/run_all.sh --isa avx2                     as on an ordinary CPU: torch, MKL and oneDNN
+#                                                   limited to AVX2, bf16 off (core/threads.py)
+#   bench/run_all.sh --isa both                     native, then AVX2; summary.md has both columns
 #
 # Order: time to quality first (it trains the default model), then scoring and responsiveness
 # on that model, then training throughput. A failing script is reported; the others still run.
@@ -14,8 +17,18 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
 
-OUT="bench/out/$(date +%Y%m%d-%H%M%S)"
-mkdir -p "$OUT"
+ISA=native
+while (( $# )); do
+  case $1 in
+    --isa) ISA=${2:?--isa needs native, avx2 or both}; shift 2 ;;
+    --isa=*) ISA=${1#--isa=}; shift ;;
+    *) echo "usage: bench/run_all.sh [--isa native|avx2|both]" >&2; exit 2 ;;
+  esac
+done
+case $ISA in native|avx2) MODES=("$ISA") ;; both) MODES=(native avx2) ;;
+  *) echo "error: --isa must be native, avx2 or both" >&2; exit 2 ;; esac
+
+ROOT_OUT="bench/out/$(date +%Y%m%d-%H%M%S)"
 LABELS=(${QUALITY_LABELS:-intent})
 if [[ "${SMOKE:-0}" == 1 ]]; then
   LABELS=(domain)
@@ -24,8 +37,9 @@ if [[ "${SMOKE:-0}" == 1 ]]; then
   SCORING=(--limit 600 --calls 30 --repeats 1)
   RESPONSIVENESS=(--limit 600 --tickets 1000 --seconds 10 --quiet-seconds 3
                   --remedies as-is,try-it-1-thread)
+  SHARED=(--limit 600 --steps 6 --score-tickets 300)
 else
-  QUALITY=() TRAINING=() SCORING=() RESPONSIVENESS=()
+  QUALITY=() TRAINING=() SCORING=() RESPONSIVENESS=() SHARED=()
 fi
 
 failed=()
@@ -33,28 +47,41 @@ run() {  # run NAME MODULE ARGS...: tee stdout+stderr to $OUT/NAME.log
   local name=$1; shift
   echo ">>> $name: python -m $*"
   if ! python -m "$@" 2>&1 | tee "$OUT/$name.log"; then
-    failed+=("$name")
+    failed+=("$isa/$name")
     echo ">>> $name FAILED (see $OUT/$name.log)"
   fi
 }
 
-run machine bench.machine
-for label in "${LABELS[@]}"; do
-  run "quality_$label" bench.bench_quality --label "$label" "${QUALITY[@]}"
+suite() {  # one full pass in the current environment, logs in $OUT
+  run machine bench.machine
+  for label in "${LABELS[@]}"; do
+    run "quality_$label" bench.bench_quality --label "$label" "${QUALITY[@]}"
+  done
+  # The default (full) model of the first label: scoring and responsiveness use it.
+  first="${LABELS[0]}"
+  model_args=(--label "$first")
+  if run_dir=$(python -m bench.summarize --field default_run_dir "$OUT/quality_$first.log"); then
+    model_args+=(--run "$run_dir")
+  fi
+  run scoring bench.bench_scoring "${model_args[@]}" "${SCORING[@]}"
+  run responsiveness bench.bench_responsiveness "${model_args[@]}" "${RESPONSIVENESS[@]}"
+  run training bench.bench_training "${TRAINING[@]}"
+  run shared_cpu bench.bench_shared_cpu "${SHARED[@]}"
+}
+
+for isa in "${MODES[@]}"; do
+  OUT="$ROOT_OUT"
+  (( ${#MODES[@]} > 1 )) && OUT="$ROOT_OUT/$isa"
+  mkdir -p "$OUT"
+  echo ">>> instruction sets: $isa"
+  # The variables come from core (one home); exported, every child process inherits them.
+  eval "$(python -m bench.isa "$isa")"
+  suite
 done
-# The default (full) model of the first label: scoring and responsiveness use it.
-first="${LABELS[0]}"
-model_args=(--label "$first")
-if run_dir=$(python -m bench.summarize --field default_run_dir "$OUT/quality_$first.log"); then
-  model_args+=(--run "$run_dir")
-fi
-run scoring bench.bench_scoring "${model_args[@]}" "${SCORING[@]}"
-run responsiveness bench.bench_responsiveness "${model_args[@]}" "${RESPONSIVENESS[@]}"
-run training bench.bench_training "${TRAINING[@]}"
 
 echo
-python -m bench.summarize "$OUT"
-echo "Logs: $OUT"
+python -m bench.summarize "$ROOT_OUT"
+echo "Logs: $ROOT_OUT"
 if (( ${#failed[@]} )); then
   echo "FAILED: ${failed[*]}"
   exit 1

@@ -4,6 +4,7 @@ Why: each bench script ends its log with one JSON line; this collects them into 
 bench/RESULTS.md wants, so the lead copies numbers instead of retyping them.
 
     python -m bench.summarize bench/out/<timestamp>            # prints, writes summary.md
+                     (a folder with native/ and avx2/ from run_all.sh --isa both: one column each)
     python -m bench.summarize --field default_run_dir LOG      # one value, for run_all.sh
 """
 
@@ -36,25 +37,58 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def summary_markdown(folder: Path) -> str:
+ISA_MODES = ("native", "avx2")
+
+
+def collect(folder: Path) -> dict[str, dict[str, Any]]:
+    """Bench name → its JSON line, for every log in ``folder`` that has one."""
     reports = {log.stem: data for log in sorted(folder.glob("*.log")) if (data := last_json(log))}
-    reports = {name: data for name, data in reports.items() if "bench" in data}
-    if not reports:
+    return {name: data for name, data in reports.items() if "bench" in data}
+
+
+def summary_markdown(folder: Path) -> str:
+    modes = {mode: collect(folder / mode) for mode in ISA_MODES if (folder / mode).is_dir()}
+    if not modes:
+        modes = {"": collect(folder)}
+    if not any(modes.values()):
         return f"No bench results in {folder}.\n"
     lines = [f"# Benchmark summary ({folder.name})", ""]
-    machine = next((r["machine"] for r in reports.values() if "machine" in r), None)
-    if machine:
-        lines += [f"    {line}" for line in header_lines(machine)] + [""]
-    lines += ["| bench | target | measured | wanted | verdict |", "|---|---|---|---|---|"]
-    for name, data in reports.items():
-        for target in data.get("targets", []):
-            lines.append(
-                f"| {name} | {target['name']} | {_fmt(target['value'])} | {target['target']} "
-                f"| {verdict(target['met'])} |"
-            )
+    for mode, reports in modes.items():
+        machine = next((r["machine"] for r in reports.values() if "machine" in r), None)
+        if machine:
+            lines += [f"{mode}:"] if mode else []
+            lines += [f"    {line}" for line in header_lines(machine)] + [""]
+    lines += _targets_table(modes)
+    for mode, reports in modes.items():
+        lines += _caveats(reports, f" ({mode})" if mode else "")
+    return "\n".join(lines) + "\n"
+
+
+def _targets_table(modes: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """One row per (bench, target); one measured and one verdict column per mode."""
+    names = [m or "measured" for m in modes]
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for mode, reports in modes.items():
+        for bench, data in reports.items():
+            for target in data.get("targets", []):
+                row = rows.setdefault((bench, target["name"]), {"wanted": target["target"]})
+                row[mode] = target
+    measured = " | ".join(names)
+    verdicts = " | ".join(f"verdict {n}" if len(names) > 1 else "verdict" for n in names)
+    lines = [f"| bench | target | {measured} | wanted | {verdicts} |"]
+    lines.append("|---|---|" + "---|" * (2 * len(names) + 1))
+    for (bench, name), row in rows.items():
+        values = " | ".join(_fmt(row[m]["value"]) if m in row else "-" for m in modes)
+        marks = " | ".join(verdict(row[m]["met"]) if m in row else "-" for m in modes)
+        lines.append(f"| {bench} | {name} | {values} | {row['wanted']} | {marks} |")
+    return lines
+
+
+def _caveats(reports: dict[str, dict[str, Any]], suffix: str) -> list[str]:
+    lines = []
     limited = sorted(name for name, data in reports.items() if data.get("limit"))
     if limited:
-        lines += ["", f"Smoke run (--limit) in: {', '.join(limited)}; verdicts indicative only."]
+        lines += ["", f"Smoke run (--limit) in{suffix}: {', '.join(limited)}; indicative only."]
     busy = [
         name
         for name, data in reports.items()
@@ -62,8 +96,8 @@ def summary_markdown(folder: Path) -> str:
         and load > 0.5 * data.get("machine", {}).get("usable_cores", 1)
     ]
     if busy:
-        lines += ["", f"Machine busy (load average) at the end of: {', '.join(busy)}."]
-    return "\n".join(lines) + "\n"
+        lines += ["", f"Machine busy (load average) at the end of{suffix}: {', '.join(busy)}."]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

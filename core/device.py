@@ -9,10 +9,17 @@ from dataclasses import dataclass
 import torch
 
 from core.errors import ConfigError
+from core.threads import cpu_isa_limit
 
 
 def cpu_has_fast_bf16() -> bool:
-    """True on CPUs with AMX or AVX-512 bf16, where bf16 matrix work is measured faster."""
+    """True on CPUs with AMX or AVX-512 bf16, where bf16 matrix work is measured faster.
+
+    False when the vector units are limited below AVX-512 (``TICKETTUNE_CPU_ISA=avx2`` or
+    ``ONEDNN_MAX_CPU_ISA``): bf16 matmuls then fall back to scalar code, ~100x slower than fp32.
+    """
+    if cpu_isa_limit() is not None:
+        return False
     cpu = torch.cpu
     checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
     return any(getattr(cpu, name, lambda: False)() for name in checks)

@@ -17,6 +17,7 @@ import torch
 from core.device import Placement, resolve_placement
 from core.errors import RunNotFoundError
 from core.modeling import META_FILE, ModelMeta, TicketClassifier, classify, load_classifier
+from core.onnx_engine import OnnxEngine, open_engine, use_onnx
 from core.runs import Run
 
 WORD_PATTERN = re.compile(r"\S+")
@@ -80,18 +81,32 @@ class Predictor:
         meta: ModelMeta,
         placement: Placement,
         threshold: float | None = None,
+        onnx: OnnxEngine | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.meta = meta
         self.placement = placement
         self.threshold = threshold
+        self.onnx = onnx
         self._lock = threading.Lock()
+
+    @property
+    def backend(self) -> str:
+        """``"onnx"`` (ONNX Runtime on the CPU) or ``"torch"``: what scores the tickets."""
+        return "onnx" if self.onnx is not None else "torch"
 
     @classmethod
     def load(
-        cls, run_dir: str | Path, *, device: str = "auto", precision: str = "auto"
+        cls,
+        run_dir: str | Path,
+        *,
+        device: str = "auto",
+        precision: str = "auto",
+        engine: str = "auto",
     ) -> Predictor:
+        """``engine``: ``auto`` follows ``core.onnx_engine.use_onnx``; ``torch`` / ``onnx``
+        force one (ONNX falls back to torch when the run has no usable export)."""
         folder = Path(run_dir)
         folder = folder / "model" if (folder / "model" / META_FILE).exists() else folder
         if not (folder / META_FILE).exists():
@@ -104,7 +119,10 @@ class Predictor:
         threshold = Run(run_dir).automation_threshold()
         if threshold is None:
             threshold = Run(folder).automation_threshold()
-        return cls(model, tokenizer, meta, placement, threshold)
+        onnx = None
+        if use_onnx(placement, engine):
+            onnx = open_engine(folder, tokenizer, max_length=meta.max_length)
+        return cls(model, tokenizer, meta, placement, threshold, onnx)
 
     @property
     def labels(self) -> list[str]:
@@ -118,6 +136,8 @@ class Predictor:
         on_batch: Callable[[int, int], None] | None = None,
     ) -> np.ndarray:
         texts = [str(t) if t is not None else "" for t in texts]
+        if self.onnx is not None:
+            return self.onnx.predict_proba(texts, batch_size=batch_size, on_batch=on_batch)
         with self._lock:
             if len(texts) == 1:
                 probs = self._predict_one(texts[0])

@@ -22,8 +22,10 @@ from core import atomic
 from core.baseline import run_baseline
 from core.config import TrainConfig
 from core.distributed import main_process_only, participants
+from core.estimate import record_finished_run
 from core.evaluation import compute_metrics, evaluate
 from core.modeling import load_tokenizer, resolve_model_source, save_classifier
+from core.onnx_engine import export_onnx, use_onnx
 from core.preparation import prepare_split
 from core.progress import ProgressCallback, ProgressEvent
 from core.report import DataReport, build_report
@@ -81,10 +83,13 @@ def execute(
     evaluation = evaluate(split.test, outcome.test_probabilities, outcome.meta.labels)
     evaluation.save(run)
     main_process_only(_save_model, run, outcome)  # [distributed] only rank 0 saves the model
+    if use_onnx(outcome.placement):  # ONNX Runtime will score here: export once, now
+        main_process_only(export_onnx, run.model_dir)  # on failure a note, and torch scores
     metrics = _metrics(split, outcome, evaluation.metrics, baseline.metrics)
     metrics["training"]["processes"] = processes  # [distributed]
     run.write_json("metrics.json", metrics)
     total = time.monotonic() - started
+    main_process_only(record_finished_run, run, config, metrics, total)  # next estimates
     progress(
         ProgressEvent(
             "done",

@@ -42,3 +42,14 @@ def test_bf16_autocast_runs_on_cpu():
     with placement.autocast():
         out = torch.nn.Linear(4, 2)(torch.ones(1, 4))
     assert out.dtype == torch.bfloat16
+
+
+def test_avx2_mode_turns_bf16_off_even_on_an_amx_cpu(monkeypatch):
+    """TICKETTUNE_CPU_ISA=avx2 (or a oneDNN limit) must win over what the CPU reports."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("TICKETTUNE_CPU_ISA", "avx2")
+    assert device_module.cpu_has_fast_bf16() is False
+    assert resolve_placement().precision == "fp32"
+    monkeypatch.delenv("TICKETTUNE_CPU_ISA")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert device_module.cpu_has_fast_bf16() is False

@@ -1,0 +1,94 @@
+"""Process start-up settings for the math libraries: thread behaviour and vector-unit limits.
+
+Call ``configure_process()`` first thing in every entry point (``app.py``, ``python -m core``,
+the bench scripts), before anything imports torch: OpenMP, MKL and oneDNN read these
+variables once, when they start. This module must not import torch.
+
+Why PASSIVE waiting: torch's OpenMP threads spin at the end of every parallel region waiting
+for their siblings. When another CPU-bound process shares the cores, a spinning thread burns
+the time slice the preempted sibling needs, and every one of the thousands of small operations
+in a training step waits for the scheduler: fine-tuning ran ~20x slower next to one busy
+process (fair sharing explains 2x). Sleeping waiters cost about nothing on a quiet machine.
+
+``TICKETTUNE_CPU_ISA=avx2`` limits torch, MKL and oneDNN to AVX2 (and turns bf16 off, see
+``core.device``), to see how the app behaves on an ordinary CPU while running on an AMX one.
+ONNX Runtime has no such switch: it always uses the best instructions the CPU has.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping
+
+ISA_ENV = "TICKETTUNE_CPU_ISA"
+ISA_CHOICES = ("native", "avx2")
+# Library variables per limit: ATen's own kernels, MKL's GEMMs, oneDNN's primitives.
+ISA_LIBRARY_ENV = {
+    "avx2": {
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+    },
+}
+THREAD_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def cpu_isa_limit(environ: MutableMapping[str, str] | None = None) -> str | None:
+    """``"avx2"`` when the vector units are limited to AVX2 (our switch or oneDNN's), else None."""
+    env = os.environ if environ is None else environ
+    ours = env.get(ISA_ENV, "").strip().lower()
+    if ours and ours != "native":
+        return ours
+    onednn = env.get("ONEDNN_MAX_CPU_ISA", env.get("DNNL_MAX_CPU_ISA", "")).strip().upper()
+    if onednn and not onednn.startswith(("AVX512", "AVX10", "ALL", "DEFAULT")):
+        return onednn.lower()
+    return None
+
+
+def isa_environment(isa: str) -> dict[str, str]:
+    """The variables that put a (child) process in ``isa`` mode; {} for ``native``."""
+    isa = isa.strip().lower()
+    if isa not in ISA_CHOICES:
+        raise ValueError(f"Unknown instruction-set mode {isa!r}; use one of {ISA_CHOICES}.")
+    if isa == "native":
+        return {}
+    return {ISA_ENV: isa, **ISA_LIBRARY_ENV[isa]}
+
+
+def configure_process(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
+    """Set the thread and ISA variables this process needs, keeping any the user set.
+
+    Returns what it set. Safe to call more than once.
+    """
+    env = os.environ if environ is None else environ
+    wanted = dict(THREAD_ENV)
+    limit = env.get(ISA_ENV, "").strip().lower()
+    if limit in ISA_LIBRARY_ENV:
+        wanted.update(ISA_LIBRARY_ENV[limit])
+    applied = {}
+    for key, value in wanted.items():
+        if key not in env:
+            env[key] = value
+            applied[key] = value
+    return applied
+
+
+def compute_threads() -> int:
+    """Threads for one compute job: the physical cores this process may use (at least 1).
+
+    Hyper-threads share a core's vector units, so more threads than physical cores only add
+    contention to matrix work.
+    """
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        usable = os.cpu_count() or 1
+    try:
+        import psutil
+
+        physical = psutil.cpu_count(logical=False) or usable
+    except ImportError:  # psutil is a requirement; this only guards odd installs
+        physical = usable
+    logical = os.cpu_count() or usable
+    per_core = max(1, logical // max(1, physical))
+    return max(1, min(usable, max(1, usable // per_core)))

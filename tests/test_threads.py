@@ -1,0 +1,75 @@
+"""Process start-up settings: passive OpenMP waiting, the AVX2 switch, threads per job."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from core.threads import (
+    ISA_ENV,
+    compute_threads,
+    configure_process,
+    cpu_isa_limit,
+    isa_environment,
+)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_configure_sets_passive_waiting_and_keeps_what_the_user_chose():
+    env: dict[str, str] = {}
+    assert configure_process(env) == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert configure_process(env) == {}  # idempotent
+    mine = {"OMP_WAIT_POLICY": "ACTIVE"}
+    configure_process(mine)
+    assert mine["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_the_avx2_switch_sets_every_library_limit():
+    env = {ISA_ENV: "avx2"}
+    configure_process(env)
+    assert env["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+    assert env["MKL_ENABLE_INSTRUCTIONS"] == "AVX2"
+    assert env["ATEN_CPU_CAPABILITY"] == "avx2"
+    assert cpu_isa_limit(env) == "avx2"
+
+
+def test_isa_limit_is_also_read_from_onednn_alone():
+    assert cpu_isa_limit({}) is None
+    assert cpu_isa_limit({ISA_ENV: "native"}) is None
+    assert cpu_isa_limit({"ONEDNN_MAX_CPU_ISA": "AVX2"}) == "avx2"
+    assert cpu_isa_limit({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"}) is None
+    assert isa_environment("native") == {}
+    with pytest.raises(ValueError, match="avx2"):
+        isa_environment("avx9000")
+
+
+def test_compute_threads_is_within_the_usable_cores():
+    assert 1 <= compute_threads() <= len(os.sched_getaffinity(0))
+
+
+def _child(code: str, **env: str) -> str:
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", ISA_ENV)}
+    clean.update(env)
+    for key in ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA"):
+        clean.pop(key, None)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_importing_core_applies_the_settings_before_torch_starts():
+    """Any entry point (app, CLI, bench) imports core first; torch then sees the limit."""
+    code = (
+        "import core, os, torch\n"
+        "from core.device import cpu_has_fast_bf16\n"
+        "print(os.environ['OMP_WAIT_POLICY'], torch.backends.cpu.get_cpu_capability(),"
+        " cpu_has_fast_bf16())"
+    )
+    policy, capability, bf16 = _child(code, **{ISA_ENV: "avx2"}).split()
+    assert (policy, capability, bf16) == ("PASSIVE", "AVX2", "False")
