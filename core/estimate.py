@@ -228,11 +228,12 @@ def _load(runs_dir: str | os.PathLike | None) -> dict[str, Any]:
 def _store(
     runs_dir: str | os.PathLike | None, config: TrainConfig, key: str, value: dict[str, Any]
 ) -> None:
-    from core.runs import atomic_write_json, utc_now_iso
+    from core import atomic
+    from core.runs import utc_now_iso
 
     folder = _speed_path(runs_dir)
     folder.mkdir(parents=True, exist_ok=True)
     data = _load(folder)
     models = data.setdefault(machine_key(config), {})
     models.setdefault(config.model, {})[key] = {**value, "measured_at": utc_now_iso()}
-    atomic_write_json(folder / SPEED_FILE, data)
+    atomic.write_json(folder / SPEED_FILE, data)

@@ -26,7 +26,7 @@ from tests.conftest import SAMPLE_TICKETS
 
 @pytest.fixture(scope="module")
 def sample_texts() -> list[str]:
-    from core.io import read_table
+    from core.tables import read_table
 
     return ticket_texts(read_table(SAMPLE_TICKETS), ["subject", "body"])
 
@@ -177,7 +177,6 @@ def test_onnx_is_chosen_exactly_where_torch_would_run_fp32_on_the_cpu(monkeypatc
 @pytest.mark.slow
 def test_embedded_model_scores_the_same_through_onnx(tmp_path, sample_texts):
     """The real default model with a head fitted on its own embeddings of the sample tickets."""
-    from core.io import read_table
     from sklearn.linear_model import LogisticRegression
     from transformers import AutoModel
 
@@ -188,6 +187,7 @@ def test_embedded_model_scores_the_same_through_onnx(tmp_path, sample_texts):
         resolve_model_source,
         save_classifier,
     )
+    from core.tables import read_table
 
     source = resolve_model_source("default")
     tokenizer = load_tokenizer(source)
