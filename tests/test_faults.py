@@ -151,3 +151,105 @@ def test_resume_refuses_a_run_without_checkpoint(trained_run, tmp_path):
     assert missing.returncode == 2 and "is not a run folder" in missing.stderr
     bare = cli("train", "--data", str(tickets_csv(tmp_path)))
     assert bare.returncode == 2 and "--text-column" in bare.stderr
+
+
+# ------------------------------------------------------------------- cancel under load
+
+
+def _request(tiny_model_dir, n_per_label: int = 40, **config) -> TrainingRequest:
+    table = topic_frame(n_per_label).drop(columns="row")
+    return TrainingRequest(
+        table=table.rename(columns={"text": "ticket", "label": "team"}),
+        scheme=LabelScheme(text_columns=("ticket",), label_column="team"),
+        config=TrainConfig(model=str(tiny_model_dir), batch_size=8, **config),
+        source_name="topics.csv",
+    )
+
+
+@pytest.mark.parametrize(
+    ("phase", "later_stages"),
+    [
+        ("baseline", {"loading", "embedding", "fitting", "training"}),
+        ("embedding", {"fitting", "training"}),
+        ("fitting", {"training"}),
+    ],
+)
+def test_cancel_is_honoured_inside_each_phase_within_5s_under_load(
+    tiny_model_dir, tmp_path, cpu_hog, phase, later_stages
+):
+    """The cancel flag is checked inside the phase itself, not only at the next step."""
+    run = RunStore(tmp_path).create("cancel me")
+    cancel = threading.Event()
+    cancelled_at: list[float] = []
+    stages_after: list[str] = []
+
+    def progress(event: ProgressEvent) -> None:
+        if cancelled_at:
+            stages_after.append(event.stage)
+        elif event.stage == phase and (phase != "embedding" or event.step > 0):
+            cancel.set()
+            cancelled_at.append(time.monotonic())
+
+    request = _request(tiny_model_dir, n_per_label=150, method="full", epochs=3)
+    with pytest.raises(JobCancelledError):
+        execute(run, request, progress, cancel)
+    assert time.monotonic() - cancelled_at[0] < CANCEL_LIMIT_S
+    assert not later_stages & set(stages_after), stages_after
+
+
+def test_cancel_during_fine_tuning_keeps_the_best_model_within_5s_under_load(
+    tiny_model_dir, tmp_path, cpu_hog
+):
+    store = RunStore(tmp_path)
+    manager = JobManager(store, execute)
+    try:
+        run_id = manager.submit(_request(tiny_model_dir, method="full", epochs=30), name="stop")
+        wait_for(lambda: bool(manager.snapshot(run_id).eval_history), 300, "a validation check")
+        asked = time.monotonic()
+        assert manager.cancel(run_id)
+        snapshot = manager.wait(run_id, timeout=60)
+        took = time.monotonic() - asked
+    finally:
+        manager.shutdown(wait=True)
+    assert snapshot.state == "cancelled"
+    assert took < CANCEL_LIMIT_S, f"cancel took {took:.1f}s"
+    summary = next(s for s in store.list() if s.run_id == run_id)
+    assert summary.state == "cancelled" and summary.usable_model and summary.resumable
+    assert summary.best_validation_macro_f1 == max(m["macro_f1"] for _, m in snapshot.eval_history)
+    assert summary.stopped_early_note.startswith("stopped early — best model from epoch ")
+    from core.inference import Predictor
+
+    predictor = Predictor.load(summary.path)
+    assert predictor.predict(["Where is my parcel"])[0].label in predictor.labels
+
+
+# ----------------------------------------------------------------------------- NaN loss
+
+
+def test_nan_loss_fails_with_a_plain_reason_and_the_manager_keeps_serving(tiny_model_dir, tmp_path):
+    """A real NaN in the loss path (class weights of the model) stops training with a reason."""
+    from core import training
+
+    class PoisonedTrainer(training.TicketTrainer):
+        def load(self) -> None:
+            super().load()
+            self.model.class_weights[0] = float("nan")
+
+    def poisoned(run, request, progress, cancel):
+        split = topic_split(40)
+        config = TrainConfig(model=str(tiny_model_dir), method="full", epochs=2, batch_size=8)
+        return PoisonedTrainer(config, split, progress=progress, cancel=cancel).train()
+
+    store = RunStore(tmp_path)
+    manager = JobManager(store, poisoned)
+    try:
+        failed = manager.wait(manager.submit(None, name="nan"), timeout=300)
+        manager.train_fn = execute
+        ok = manager.wait(manager.submit(_request(tiny_model_dir, method="quick")), timeout=300)
+    finally:
+        manager.shutdown(wait=True)
+    assert failed.state == "failed"
+    assert failed.reason.startswith("Training diverged (the loss became NaN)")
+    assert "lower learning rate" in failed.reason
+    assert ok.state == "succeeded"
+    assert {s.state for s in store.list()} == {"failed", "succeeded"}
