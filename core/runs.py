@@ -356,6 +356,7 @@ class Run:
                 status["finished_at"] = None
                 status.update(_owner())
             status.update(fields)
+            _drop_stale_start(status, fields)
             status["state"] = state
             self.write_json(STATUS_FILE, status)
             return status
@@ -437,6 +438,7 @@ class RunStore:
             **_owner(),
         }
         status.update(status_fields)
+        _drop_stale_start(status, status_fields)
         status["state"] = "queued"
         run.write_json(STATUS_FILE, status)
         return run
@@ -540,6 +542,12 @@ _OWN_START = _process_started(os.getpid())
 def _owner() -> dict[str, Any]:
     """Who works on a run: pid, host and the process's start time (guards against pid reuse)."""
     return {"pid": os.getpid(), "host": socket.gethostname(), "pid_started": _OWN_START}
+
+
+def _drop_stale_start(status: dict, fields: dict) -> None:
+    """An owner pid given without its start time must not inherit this process's."""
+    if "pid" in fields and "pid_started" not in fields:
+        status.pop("pid_started", None)
 
 
 def _owner_gone(status: dict) -> bool:

@@ -367,3 +367,13 @@ def test_stopped_early_note_names_epoch_and_score(store) -> None:
     assert summary.stopped_early_note == (
         "stopped early — best model from epoch 2 (validation macro-F1 0.888)"
     )
+
+
+def test_owner_pid_given_without_start_time_is_judged_by_the_pid_alone(store) -> None:
+    """A pid passed in must not inherit this process's start time (that read it as reused)."""
+    oldest = min(psutil.process_iter(["create_time"]), key=lambda p: p.info["create_time"])
+    run = store.create("long-lived owner", pid=oldest.pid)
+    assert "pid_started" not in run.stored_status()
+    assert run.status()["state"] == "queued"
+    run.set_status("running", pid=oldest.pid)
+    assert run.status()["state"] == "running"
