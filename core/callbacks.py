@@ -167,7 +167,7 @@ class CheckpointMirror(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         source = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
-        if not source.is_dir():
+        if not state.is_world_process_zero or not source.is_dir():  # one writer per run
             return
 
         def fill(staging: Path) -> None:
