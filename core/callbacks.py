@@ -5,15 +5,35 @@ They only observe and set ``control`` flags; they never stop a thread or touch t
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import threading
 import time
+from pathlib import Path
 
 import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from core import atomic
+from core.errors import JobCancelledError, TicketTuneError
 from core.progress import ProgressCallback, ProgressEvent
 
 METRIC = "eval_macro_f1"
+BEST_WEIGHTS_FILE = "best_weights.pt"
+BEST_STATE_FILE = "best_state.json"
+DIVERGED_REASON = (
+    "Training diverged (the loss became NaN) — try a lower learning rate. "
+    "The tickets and settings are kept in the run folder."
+)
+
+
+class TrainingDivergedError(TicketTuneError):
+    """The training loss became NaN or infinite; the weights are no longer usable."""
+
+    def __init__(self, message: str = DIVERGED_REASON):
+        super().__init__(message)
 
 
 class ProgressReporter(TrainerCallback):
@@ -23,11 +43,17 @@ class ProgressReporter(TrainerCallback):
         self.progress = progress
         self.min_interval_s = min_interval_s
         self._started = 0.0
+        self._first_step = 0
         self._last_sent = 0.0
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._started = time.monotonic()
-        self._emit(state, message=f"Training started: {state.max_steps} steps.")
+        self._first_step = state.global_step
+        if state.global_step:
+            message = f"Training resumed at step {state.global_step} of {state.max_steps}."
+        else:
+            message = f"Training started: {state.max_steps} steps."
+        self._emit(state, message=message)
 
     def on_train_end(self, args, state, control, **kwargs):
         self._emit(state, message=f"Training finished after {state.global_step} steps.")
@@ -52,9 +78,10 @@ class ProgressReporter(TrainerCallback):
         )
 
     def _eta(self, state: TrainerState) -> float | None:
-        if state.global_step <= 0 or not self._started:
+        done = state.global_step - self._first_step
+        if done <= 0 or not self._started:
             return None
-        per_step = (time.monotonic() - self._started) / state.global_step
+        per_step = (time.monotonic() - self._started) / done
         return per_step * max(0, state.max_steps - state.global_step)
 
     def _emit(self, state: TrainerState, **fields) -> None:
@@ -79,7 +106,9 @@ class StopControl(TrainerCallback):
     """Cooperative cancel and time budget, checked between steps.
 
     On the time budget the Trainer also evaluates once more, so the last stretch of training
-    can still become the best checkpoint.
+    can still become the best checkpoint. A cancel during a validation check aborts it at the
+    next batch (raising JobCancelledError out of the Trainer): a check over many tickets on a
+    busy machine took tens of seconds, during which Cancel seemed to do nothing.
     """
 
     def __init__(self, cancel: threading.Event, deadline: float | None):
@@ -97,6 +126,56 @@ class StopControl(TrainerCallback):
             self.reason = "time budget"
             control.should_training_stop = True
             control.should_evaluate = True
+
+    def on_prediction_step(self, args, state, control, **kwargs):
+        if self.cancel.is_set():
+            self.reason = "cancelled"
+            raise JobCancelledError()
+
+
+class NanGuard(TrainerCallback):
+    """Stops training when the logged loss is NaN or infinite (``diverged`` becomes True).
+
+    Needs ``logging_nan_inf_filter=False``: the Trainer otherwise hides non-finite losses
+    behind the running average, and training would go on with broken weights.
+    """
+
+    def __init__(self) -> None:
+        self.diverged = False
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        loss = (logs or {}).get("loss")
+        if isinstance(loss, (int, float)) and not math.isfinite(loss):
+            self.diverged = True
+            control.should_training_stop = True
+            control.should_evaluate = False
+            control.should_save = False
+
+
+class CheckpointMirror(TrainerCallback):
+    """After each Trainer checkpoint, swap it into ``target`` (the run's checkpoint folder).
+
+    The Trainer writes ``checkpoint-<step>`` (weights, optimizer, scheduler, RNG, trainer
+    state) in its own output folder; this moves it, with the best weights the keeper holds,
+    into the run folder in one atomic step, so a killed process leaves the previous complete
+    checkpoint or the new one, never half of one. Only the latest is kept.
+    """
+
+    def __init__(self, target: str | os.PathLike, keeper: BestModelKeeper):
+        self.target = Path(target)
+        self.keeper = keeper
+
+    def on_save(self, args, state, control, **kwargs):
+        source = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        if not state.is_world_process_zero or not source.is_dir():  # one writer per run
+            return
+
+        def fill(staging: Path) -> None:
+            for item in source.iterdir():
+                os.replace(item, staging / item.name)
+            self.keeper.save(staging)
+
+        atomic.replace_folder(self.target, fill)
 
 
 class BestModelKeeper(TrainerCallback):
@@ -136,11 +215,43 @@ class BestModelKeeper(TrainerCallback):
             self.stopped_early = True
             control.should_training_stop = True
 
+    def save(self, folder: str | os.PathLike) -> None:
+        """Write the best weights and scores so a resumed run keeps the same best model."""
+        folder = Path(folder)
+        if self._best_state is not None:
+            torch.save(self._best_state, folder / BEST_WEIGHTS_FILE)
+        info = {
+            "best_metric": self.best_metric,
+            "best_step": self.best_step,
+            "best_epoch": self.best_epoch,
+            "bad_evals": self._bad_evals,
+        }
+        (folder / BEST_STATE_FILE).write_text(json.dumps(info), encoding="utf-8")
+
+    def load(self, folder: str | os.PathLike) -> None:
+        """Take back what ``save`` wrote (missing files: start from scratch)."""
+        folder = Path(folder)
+        try:
+            info = json.loads((folder / BEST_STATE_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        self.best_metric = info.get("best_metric")
+        self.best_step = int(info.get("best_step") or 0)
+        self.best_epoch = float(info.get("best_epoch") or 0.0)
+        self._bad_evals = int(info.get("bad_evals") or 0)
+        weights = folder / BEST_WEIGHTS_FILE
+        if weights.is_file():
+            self._best_state = torch.load(weights, map_location="cpu", weights_only=True)
+
+    @property
+    def has_best(self) -> bool:
+        return self._best_state is not None
+
     def restore_best(self) -> bool:
         if self._best_state is None:
             return False
         params = dict(self.model.named_parameters())
         with torch.no_grad():
             for name, value in self._best_state.items():
-                params[name].copy_(value)
+                params[name].copy_(value.to(params[name].device))
         return True

@@ -32,9 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a classifier on a ticket file")
-    train.add_argument("--data", required=True, help="CSV, TSV, Excel or JSONL file of tickets")
-    train.add_argument("--text-column", action="append", required=True, dest="text_columns")
-    train.add_argument("--label-column", required=True)
+    train.add_argument("--data", help="CSV, TSV, Excel or JSONL file of tickets")
+    train.add_argument("--text-column", action="append", dest="text_columns")
+    train.add_argument("--label-column")
+    train.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue a cancelled or interrupted run from its last checkpoint (same folder, "
+        "settings and split); no other options needed",
+    )
     train.add_argument("--test-data", help="a separate file of test tickets (same columns)")
     train.add_argument("--split-column", help="column saying train/validation/test per row")
     train.add_argument("--model", default="default", help="'default', a Hugging Face id or folder")
@@ -123,8 +129,26 @@ def _quiet_model_loading() -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from core.pipeline import TrainingRequest, execute
+    from core.pipeline import ResumeRequest, TrainingRequest, execute
 
+    if args.resume:
+        folder = Path(args.resume).expanduser()
+        if not folder.is_dir():
+            raise TicketTuneError(f"{args.resume} is not a run folder.")
+        _quiet_model_loading()
+        manager = JobManager(RunStore(folder.resolve().parent), execute)
+        return _run_job(manager, lambda: manager.resubmit(folder.resolve().name, ResumeRequest()))
+    missing = [
+        flag
+        for flag, value in (
+            ("--data", args.data),
+            ("--text-column", args.text_columns),
+            ("--label-column", args.label_column),
+        )
+        if not value
+    ]
+    if missing:
+        raise TicketTuneError(f"Missing {', '.join(missing)} (or give --resume RUN_DIR).")
     _quiet_model_loading()
     table = read_table(args.data, encoding=args.encoding)
     scheme = LabelScheme(
@@ -158,7 +182,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not is_main_process():
         return run_worker_rank(execute, request)
     manager = JobManager(RunStore(args.runs_dir), execute)
-    run_id = manager.submit(request, name=args.name, status_fields=request.describe())
+    return _run_job(
+        manager,
+        lambda: manager.submit(request, name=args.name, status_fields=request.describe()),
+    )
+
+
+def _run_job(manager: JobManager, start) -> int:
+    """Start the job, follow it to the end; exit 0 with the result JSON if it succeeded."""
+    try:
+        run_id = start()
+    except BaseException:
+        manager.shutdown(wait=True)
+        raise
     try:
         snapshot = _follow(manager, run_id)
     except KeyboardInterrupt:
@@ -333,13 +369,23 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not summaries:
         print("No runs yet. Train one with: python -m core train --data FILE ...")
         return 0
-    print(f"{'run':<40} {'state':<11} {'method':<7} {'macro-F1':>8} {'baseline':>8}")
+    print(f"{'run':<40} {'state':<11} {'method':<7} {'macro-F1':>8} {'baseline':>8}  note")
     for s in summaries:
         print(
             f"{s.run_id:<40} {s.state:<11} {s.method or '-':<7} "
-            f"{_fmt(s.macro_f1):>8} {_fmt(s.baseline_macro_f1):>8}"
+            f"{_fmt(s.macro_f1):>8} {_fmt(s.baseline_macro_f1):>8}  {_note(s)}".rstrip()
         )
     return 0
+
+
+def _note(summary) -> str:
+    """Why a run needs attention: damaged folder, best model kept, can be resumed."""
+    parts = [summary.reason] if summary.damaged else []
+    if summary.stopped_early_note:
+        parts.append(summary.stopped_early_note)
+    if summary.resumable:
+        parts.append(f"resume with: python -m core train --resume {summary.path}")
+    return "; ".join(parts)
 
 
 def _fmt(value: Any) -> str:

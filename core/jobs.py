@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.errors import JobCancelledError, RunNotFoundError, TicketTuneError
+from core.errors import ConfigError, JobCancelledError, RunNotFoundError, TicketTuneError
 from core.progress import ProgressCallback, ProgressEvent
 from core.runs import FINISHED_STATES, Run, RunStore, mark_live, utc_now_iso
 
@@ -32,6 +32,7 @@ TrainFn = Callable[[Run, Any, ProgressCallback, threading.Event], dict]
 HISTORY_FILE = "history.json"
 ERROR_FILE = "error.txt"
 CANCELLED_REASON = "Cancelled by you."
+RESUMABLE_STATES = ("cancelled", "interrupted", "failed")
 SHUTDOWN_REASON = "Cancelled because the app was shutting down."
 MEMORY_REASON = (
     "The computer ran out of memory. Try a smaller batch size, a shorter maximum length, "
@@ -190,6 +191,39 @@ class JobManager:
                 events=deque(maxlen=self.max_events),
             )
             job.log("Queued.")
+            self._jobs[run.id] = job
+            job.future = self._executor.submit(self._work, job)
+            return run.id
+
+    def resubmit(self, run_id: str, request: Any) -> str:
+        """Queue an unfinished run again in its own folder (resume from its checkpoint).
+
+        Only a cancelled, interrupted or failed run with a saved checkpoint qualifies; the
+        ``train_fn`` sees ``request`` (e.g. ``pipeline.ResumeRequest``) and the same run.
+        """
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("This JobManager has been shut down.")
+            known = self._jobs.get(run_id)
+            if known is not None and known.state not in FINISHED_STATES:
+                raise ConfigError(f"Run {run_id} is already {known.state}.")
+            run = self.store.get(run_id)
+            state = run.status().get("state")
+            if state not in RESUMABLE_STATES or not run.has_checkpoint():
+                raise ConfigError(
+                    f"Run {run_id} cannot be resumed: it is {state} and "
+                    f"{'has' if run.has_checkpoint() else 'has no'} saved checkpoint."
+                )
+            run.set_status("queued", reason=None)
+            mark_live(run)
+            job = _Job(
+                run=run,
+                request=request,
+                name=str(run.status().get("name") or run.id),
+                seq=next(self._seq),
+                events=deque(maxlen=self.max_events),
+            )
+            job.log("Queued to resume from the last checkpoint.")
             self._jobs[run.id] = job
             job.future = self._executor.submit(self._work, job)
             return run.id

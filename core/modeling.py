@@ -223,6 +223,7 @@ def classify(
     placement: Placement,
     batch_size: int = 128,
     on_batch: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> np.ndarray:
     """Probabilities, one row per text, columns in the model's label order."""
     model.eval()
@@ -240,4 +241,5 @@ def classify(
         placement=placement,
         batch_size=batch_size,
         on_batch=on_batch,
+        cancel=cancel,
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import threading
 import time
 from collections.abc import Iterable
@@ -22,6 +23,7 @@ from core import atomic
 from core.baseline import run_baseline
 from core.config import TrainConfig
 from core.distributed import main_process_only, participants
+from core.errors import RunNotFoundError
 from core.estimate import record_finished_run
 from core.evaluation import compute_metrics, evaluate
 from core.modeling import load_tokenizer, resolve_model_source, save_classifier
@@ -29,10 +31,10 @@ from core.onnx_engine import export_onnx, use_onnx
 from core.preparation import prepare_split
 from core.progress import ProgressCallback, ProgressEvent
 from core.report import DataReport, build_report
-from core.runs import Run
+from core.runs import CHECKPOINT_DIR, USABLE_MODEL_FIELD, Run
 from core.schema import LabelScheme
 from core.split import DataSplit
-from core.training import TrainingOutcome, train
+from core.training import CancelledWithBestModel, TrainingOutcome, train
 
 SPLIT_FILE = "split.csv"
 FITTED_PARTS = ("train", "validation")
@@ -60,16 +62,30 @@ class TrainingRequest:
         }
 
 
+@dataclass(frozen=True)
+class ResumeRequest:
+    """Continue a run from its saved checkpoint: same folder, settings and split."""
+
+
 def execute(
-    run: Run, request: TrainingRequest, progress: ProgressCallback, cancel: threading.Event
+    run: Run,
+    request: TrainingRequest | ResumeRequest,
+    progress: ProgressCallback,
+    cancel: threading.Event,
 ) -> dict[str, Any]:
     started = time.monotonic()
-    config = request.config
-    _save_inputs(run, request)
-    split = _prepare_split(run, request, progress)
+    resume = isinstance(request, ResumeRequest)
+    run.set_status("running", **{USABLE_MODEL_FIELD: False, "best_model": None})
+    if resume:
+        config, split = _saved_inputs(run)
+        progress(ProgressEvent("preparing", message="Resuming from the last saved checkpoint."))
+    else:
+        config = request.config
+        _save_inputs(run, request)
+        split = _prepare_split(run, request, progress)
 
     progress(ProgressEvent("baseline", message="Training the quick word-count baseline."))
-    baseline = run_baseline(split.train, split.test, seed=config.seed)
+    baseline = run_baseline(split.train, split.test, seed=config.seed, cancel=cancel)
     progress(
         ProgressEvent(
             "baseline",
@@ -77,7 +93,19 @@ def execute(
         )
     )
 
-    outcome = train(config, split, progress=progress, cancel=cancel)
+    checkpoint = run.path / CHECKPOINT_DIR
+    try:
+        outcome = train(
+            config,
+            split,
+            progress=progress,
+            cancel=cancel,
+            checkpoint_dir=checkpoint,
+            resume=resume,
+        )
+    except CancelledWithBestModel as stopped:
+        _keep_best_model(run, stopped, progress)
+        raise
     processes = participants()  # [distributed] every rank checks in; 1 without torchrun
     progress(ProgressEvent("saving", message="Saving the model and the test results."))
     evaluation = evaluate(split.test, outcome.test_probabilities, outcome.meta.labels)
@@ -88,6 +116,7 @@ def execute(
     metrics = _metrics(split, outcome, evaluation.metrics, baseline.metrics)
     metrics["training"]["processes"] = processes  # [distributed]
     run.write_json("metrics.json", metrics)
+    shutil.rmtree(checkpoint, ignore_errors=True)  # finished: nothing left to resume
     total = time.monotonic() - started
     main_process_only(record_finished_run, run, config, metrics, total)  # next estimates
     progress(
@@ -98,6 +127,37 @@ def execute(
         )
     )
     return _result(run, metrics, total)
+
+
+def _saved_inputs(run: Run) -> tuple[TrainConfig, DataSplit]:
+    """The settings and the exact split a run was started with (for resuming it)."""
+    settings = run.train_settings()
+    frame = run.read_frame(SPLIT_FILE, dtype={"text": str, "label": str})
+    if not settings or frame is None or not run.has_checkpoint():
+        raise RunNotFoundError(
+            f"Run {run.id} cannot be resumed: its settings, split or checkpoint are missing."
+        )
+    parts = {
+        name: frame[frame["split"] == name].drop(columns="split").reset_index(drop=True)
+        for name in ("train", "validation", "test")
+    }
+    split = DataSplit(strategy="resumed", **parts)
+    return TrainConfig.from_dict(settings), split
+
+
+def _keep_best_model(run: Run, stopped: CancelledWithBestModel, progress) -> None:
+    """Save the best validation check of a cancelled run as a usable, clearly marked model."""
+    trainer = stopped.trainer
+    progress(ProgressEvent("saving", message="Cancelled: saving the best model so far."))
+    trainer.finish_method()
+
+    def fill(folder):
+        save_classifier(trainer.model, trainer.tokenizer, trainer.meta, folder)
+
+    atomic.replace_folder(run.model_dir, fill)
+    keeper = trainer.keeper
+    best = {"validation_macro_f1": keeper.best_metric, "epoch": round(keeper.best_epoch, 2)}
+    run.set_status("running", **{USABLE_MODEL_FIELD: True, "best_model": best})
 
 
 def _save_inputs(run: Run, request: TrainingRequest) -> None:

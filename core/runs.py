@@ -42,11 +42,14 @@ STATE_LABELS: dict[str, str] = {
 
 RUNS_DIR_ENV = "TICKETTUNE_RUNS_DIR"
 STATUS_FILE = "status.json"
+CHECKPOINT_DIR = "checkpoint"
 THRESHOLD_FILE = "threshold.json"
 INTERRUPTED_REASON = (
     "The app stopped while this run was in progress. Start it again from the Train page."
 )
 UNREADABLE_REASON = "unreadable run folder"
+#: Status field: the run stopped early but its best validation check was saved as a model.
+USABLE_MODEL_FIELD = "usable_model"
 
 _SLUG_MAX = 40
 _RUN_ID_RE = re.compile(r"^\d{8}-\d{6}-[a-z0-9](?:[a-z0-9-]{0,60}[a-z0-9])?$")
@@ -131,6 +134,28 @@ class RunSummary:
     baseline_macro_f1: float | None = None
     quick_macro_f1: float | None = None
     reason: str | None = None
+    #: The folder cannot be read as a run (broken or missing status.json, unknown state).
+    damaged: bool = False
+    #: A cancelled/interrupted run whose best validation check was saved as a usable model.
+    usable_model: bool = False
+    #: Validation macro-F1 and epoch of that best check, when known.
+    best_validation_macro_f1: float | None = None
+    best_epoch: float | None = None
+    #: A resumable checkpoint of the unfinished training is in the run folder.
+    resumable: bool = False
+
+    @property
+    def stopped_early_note(self) -> str | None:
+        """ "stopped early — best model from epoch 2 (validation macro-F1 0.888)", or None."""
+        if not self.usable_model or self.state == "succeeded":
+            return None
+        where = f" from epoch {self.best_epoch:g}" if self.best_epoch is not None else ""
+        score = (
+            f" (validation macro-F1 {self.best_validation_macro_f1:.3f})"
+            if self.best_validation_macro_f1 is not None
+            else ""
+        )
+        return f"stopped early — best model{where}{score}"
 
 
 def _metric(metrics: dict, part: str, key: str) -> float | None:
@@ -141,6 +166,24 @@ def _metric(metrics: dict, part: str, key: str) -> float | None:
 
 def _dict_or_empty(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
+
+
+def _text_or(value: Any, default: str | None) -> str | None:
+    return str(value) if isinstance(value, (str, int, float)) and str(value) else default
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return float(value) if ok else None
+
+
+def _damage_detail(exc: RunNotFoundError) -> str:
+    text = str(exc)
+    if "has no status.json" in text:
+        return "status.json is missing"
+    if "not a JSON object" in text:
+        return "status.json is not a JSON object"
+    return "status.json is not valid JSON"
 
 
 # ----------------------------------------------------------------------------------- run
@@ -271,11 +314,27 @@ class Run:
         return _dict_or_empty(self.read_json("history.json", default={}))
 
     def status(self) -> dict:
-        """Contents of status.json (RunNotFoundError if missing or unreadable)."""
+        """Contents of status.json (RunNotFoundError if missing or unreadable).
+
+        A run recorded as queued/running whose owning process (pid + start time, this host)
+        is gone reads as "interrupted", so every reader agrees without waiting for an app to
+        start and recover it. The file itself is rewritten only by ``recover_interrupted``.
+        """
+        status = self.stored_status()
+        if status.get("state") in ACTIVE_STATES and _owner_gone(status):
+            status = {**status, "state": "interrupted", "reason": INTERRUPTED_REASON}
+        return status
+
+    def stored_status(self) -> dict:
+        """status.json exactly as written (no liveness check); RunNotFoundError if unreadable."""
         status = self.read_json(STATUS_FILE)
         if not isinstance(status, dict):
             raise RunNotFoundError(f"status.json in run {self.id} is not a JSON object.")
         return status
+
+    def has_checkpoint(self) -> bool:
+        """Whether a resumable training checkpoint is saved in this run folder."""
+        return (self.path / CHECKPOINT_DIR / "trainer_state.json").is_file()
 
     def set_status(self, state: str, **fields: Any) -> dict:
         """Merge ``fields`` into status.json and move to ``state``.
@@ -297,6 +356,7 @@ class Run:
                 status["finished_at"] = None
                 status.update(_owner())
             status.update(fields)
+            _drop_stale_start(status, fields)
             status["state"] = state
             self.write_json(STATUS_FILE, status)
             return status
@@ -305,18 +365,21 @@ class Run:
         """Status plus config/scheme/metrics headlines; never raises for a broken folder."""
         try:
             status = self.status()
-        except RunNotFoundError:
-            return self._unreadable_summary()
+        except RunNotFoundError as exc:
+            return self._unreadable_summary(_damage_detail(exc))
         config = _dict_or_empty(self.read_json("config.json", default={}))
         scheme = _dict_or_empty(self.read_json("scheme.json", default={}))
         metrics = _dict_or_empty(self.read_json("metrics.json", default={}))
         state = status.get("state")
+        if state not in RUN_STATES:
+            return self._unreadable_summary(f"status.json names an unknown state {state!r}")
+        best = _dict_or_empty(status.get("best_model"))
         return RunSummary(
             run_id=self.id,
-            name=str(status.get("name") or self.id),
-            state=state if state in RUN_STATES else "failed",
-            created_at=status.get("created_at") or _timestamp_from_id(self.id),
-            finished_at=status.get("finished_at"),
+            name=_text_or(status.get("name"), self.id),
+            state=state,
+            created_at=_text_or(status.get("created_at"), _timestamp_from_id(self.id)),
+            finished_at=_text_or(status.get("finished_at"), None),
             path=self.path,
             method=config.get("method"),
             model=config.get("model"),
@@ -325,10 +388,14 @@ class Run:
             macro_f1=_metric(metrics, "model", "macro_f1"),
             baseline_macro_f1=_metric(metrics, "baseline", "macro_f1"),
             quick_macro_f1=_metric(metrics, "quick", "macro_f1"),
-            reason=status.get("reason"),
+            reason=_text_or(status.get("reason"), None),
+            usable_model=status.get(USABLE_MODEL_FIELD) is True,
+            best_validation_macro_f1=_number(best.get("validation_macro_f1")),
+            best_epoch=_number(best.get("epoch")),
+            resumable=state in ("cancelled", "interrupted") and self.has_checkpoint(),
         )
 
-    def _unreadable_summary(self) -> RunSummary:
+    def _unreadable_summary(self, detail: str) -> RunSummary:
         return RunSummary(
             run_id=self.id,
             name=self.id,
@@ -336,7 +403,8 @@ class Run:
             created_at=_timestamp_from_id(self.id),
             finished_at=None,
             path=self.path,
-            reason=UNREADABLE_REASON,
+            reason=f"{UNREADABLE_REASON}: {detail}",
+            damaged=True,
         )
 
 
@@ -370,6 +438,7 @@ class RunStore:
             **_owner(),
         }
         status.update(status_fields)
+        _drop_stale_start(status, status_fields)
         status["state"] = "queued"
         run.write_json(STATUS_FILE, status)
         return run
@@ -424,7 +493,7 @@ class RunStore:
             raise ConfigError("A run name cannot be empty.")
         run = self.get(run_id)
         with _STATUS_LOCK:
-            status = run.status()
+            status = run.stored_status()
             status["name"] = display
             run.write_json(STATUS_FILE, status)
 
@@ -448,7 +517,7 @@ class RunStore:
         recovered = []
         for run in self.runs():
             try:
-                status = run.status()
+                status = run.stored_status()
             except RunNotFoundError:
                 continue
             if status.get("state") in ACTIVE_STATES and not _owner_alive(run, status):
@@ -460,8 +529,43 @@ class RunStore:
 # ----------------------------------------------------------------------- run ownership
 
 
+def _process_started(pid: int) -> float | None:
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.Error, OSError):
+        return None
+
+
+_OWN_START = _process_started(os.getpid())
+
+
 def _owner() -> dict[str, Any]:
-    return {"pid": os.getpid(), "host": socket.gethostname()}
+    """Who works on a run: pid, host and the process's start time (guards against pid reuse)."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "pid_started": _OWN_START}
+
+
+def _drop_stale_start(status: dict, fields: dict) -> None:
+    """An owner pid given without its start time must not inherit this process's."""
+    if "pid" in fields and "pid_started" not in fields:
+        status.pop("pid_started", None)
+
+
+def _owner_gone(status: dict) -> bool:
+    """True only when the recorded owner is another process on this host that no longer runs.
+
+    Runs of this process are judged by its job manager (``recover_interrupted``); runs of
+    another host cannot be checked from here and are taken at their word.
+    """
+    pid, host = status.get("pid"), status.get("host")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    if host != socket.gethostname() or pid == os.getpid():
+        return False
+    started = _process_started(pid)
+    if started is None:
+        return True
+    recorded = status.get("pid_started")  # a different start time: the pid was reused
+    return isinstance(recorded, (int, float)) and abs(started - float(recorded)) > 1.0
 
 
 def mark_live(run: Run, live: bool = True) -> None:
@@ -479,4 +583,4 @@ def _owner_alive(run: Run, status: dict) -> bool:
     if not isinstance(pid, int) or pid <= 0 or pid == os.getpid() or host != socket.gethostname():
         with _STATUS_LOCK:
             return run.path.resolve() in _LIVE_RUNS
-    return psutil.pid_exists(pid)
+    return not _owner_gone(status)

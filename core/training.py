@@ -8,10 +8,13 @@ in fewer epochs than a randomly initialised head.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +30,15 @@ from transformers import (
 )
 from transformers import set_seed as hf_set_seed
 
-from core.callbacks import BestModelKeeper, ProgressReporter, StopControl
+from core.baseline import fit_interruptibly
+from core.callbacks import (
+    BestModelKeeper,
+    CheckpointMirror,
+    NanGuard,
+    ProgressReporter,
+    StopControl,
+    TrainingDivergedError,
+)
 from core.config import MAX_MODEL_LENGTH, TrainConfig
 from core.device import Placement, resolve_placement
 from core.errors import JobCancelledError
@@ -77,9 +88,27 @@ def train(
     *,
     progress: ProgressCallback = ignore_progress,
     cancel: threading.Event | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
 ) -> TrainingOutcome:
     """Train on ``split`` as ``config`` says; the entry point for the pipeline and bench."""
-    return TicketTrainer(config, split, progress=progress, cancel=cancel).train()
+    trainer = TicketTrainer(
+        config, split, progress=progress, cancel=cancel, checkpoint_dir=checkpoint_dir
+    )
+    trainer.resume = resume
+    return trainer.train()
+
+
+class CancelledWithBestModel(JobCancelledError):
+    """Cancelled during fine-tuning after at least one validation check.
+
+    ``trainer.model`` already holds the weights of the best check, so the run can keep them
+    as a usable model instead of throwing away what was earned.
+    """
+
+    def __init__(self, trainer: TicketTrainer):
+        super().__init__()
+        self.trainer = trainer
 
 
 class TicketTrainer:
@@ -102,8 +131,13 @@ class TicketTrainer:
         *,
         progress: ProgressCallback = ignore_progress,
         cancel: threading.Event | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
     ):
         self.config = config
+        # Resume hook: with a checkpoint folder, every validation check also saves a
+        # resumable Trainer checkpoint there; ``resume`` continues from the one saved.
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.resume = False
         self.split = split
         self.progress = progress
         self.cancel = cancel or threading.Event()
@@ -123,6 +157,7 @@ class TicketTrainer:
         self.hf_trainer: Trainer | None = None
         self.keeper: BestModelKeeper | None = None
         self.stopper: StopControl | None = None
+        self.nan_guard: NanGuard | None = None
 
     @property
     def label_ids(self) -> dict[str, int]:
@@ -143,7 +178,8 @@ class TicketTrainer:
         if config.method == "quick":
             return self.outcome(self.quick_test_probabilities, "completed")
         self.prepare_method()
-        with tempfile.TemporaryDirectory(prefix=TRAINER_DIR_PREFIX) as output_dir:
+        scratch = self.checkpoint_dir.parent if self.checkpoint_dir else None  # same disk
+        with tempfile.TemporaryDirectory(prefix=TRAINER_DIR_PREFIX, dir=scratch) as output_dir:
             self.build_trainer(output_dir)
             self.fine_tune()
         self.finish_method()
@@ -213,7 +249,10 @@ class TicketTrainer:
             max_iter=2000,
             class_weight="balanced" if config.class_weighting else None,
             random_state=config.seed,
-        ).fit(self.embeddings["train"], self.split.train["label"].to_numpy())
+        )
+        fit_interruptibly(
+            probe, self.embeddings["train"], self.split.train["label"].to_numpy(), self.cancel
+        )
         weight, bias = _head_from_probe(probe, self.labels)
         self.model.set_head(torch.as_tensor(weight), torch.as_tensor(bias))
         if self.cancel.is_set():
@@ -248,6 +287,7 @@ class TicketTrainer:
         eval_set = _encode(self.tokenizer, split.validation, label_ids, self.max_length) or None
         steps_per_epoch = max(1, -(-len(train_set) // config.batch_size))
         eval_steps = max(1, steps_per_epoch // config.evaluations_per_epoch)
+        checkpoints = self.checkpoint_dir is not None
         labels = list(self.labels)
         args = TrainingArguments(
             output_dir=output_dir,
@@ -259,8 +299,11 @@ class TicketTrainer:
             warmup_steps=config.warmup_ratio,
             eval_strategy="steps" if eval_set else "no",
             eval_steps=eval_steps,
-            save_strategy="no",
+            save_strategy=("steps" if eval_set else "epoch") if checkpoints else "no",
+            save_steps=eval_steps,
+            save_total_limit=1,
             logging_steps=max(1, steps_per_epoch // 20),
+            logging_nan_inf_filter=False,
             train_sampling_strategy="group_by_length",
             bf16=placement.precision == "bf16",
             fp16=placement.precision == "fp16",
@@ -274,6 +317,10 @@ class TicketTrainer:
         )
         self.keeper = BestModelKeeper(self.model, config.early_stopping_patience)
         self.stopper = StopControl(self.cancel, self.deadline)
+        self.nan_guard = NanGuard()
+        callbacks = [ProgressReporter(self.progress), self.stopper, self.keeper, self.nan_guard]
+        if checkpoints:
+            callbacks.append(CheckpointMirror(self.checkpoint_dir, self.keeper))
 
         def metrics(prediction: EvalPrediction) -> dict[str, float]:
             logits = prediction.predictions
@@ -292,16 +339,29 @@ class TicketTrainer:
             data_collator=DataCollatorWithPadding(self.tokenizer),
             processing_class=self.tokenizer,
             compute_metrics=metrics,
-            callbacks=[ProgressReporter(self.progress), self.stopper, self.keeper],
+            callbacks=callbacks,
         )
         trainer.remove_callback(PrinterCallback)
         self.output_dir, self.hf_trainer = output_dir, trainer
         return trainer
 
     def fine_tune(self) -> None:
-        """Run the Trainer, then put back the weights of the best validation check."""
-        self.hf_trainer.train()
+        """Run the Trainer (from the saved checkpoint when resuming), then keep the best check.
+
+        NaN loss fails with a plain reason; a cancel after a validation check keeps the best
+        weights (CancelledWithBestModel) so the run does not lose what it earned.
+        """
+        checkpoint = None
+        if self.resume and self.checkpoint_dir is not None:
+            checkpoint = str(self.checkpoint_dir)
+            self.keeper.load(self.checkpoint_dir)
+        with contextlib.suppress(JobCancelledError):  # cancel during a check: handled below
+            self.hf_trainer.train(resume_from_checkpoint=checkpoint)
+        if self.nan_guard.diverged:
+            raise TrainingDivergedError()
         if self.cancel.is_set():
+            if self.keeper.restore_best():
+                raise CancelledWithBestModel(self)
             raise JobCancelledError()
         self.keeper.restore_best()
 
@@ -320,6 +380,7 @@ class TicketTrainer:
             self.split.test["text"].tolist(),
             max_length=self.max_length,
             placement=self.placement,
+            cancel=self.cancel,
         )
 
     def outcome(self, test_probabilities: np.ndarray, stop_reason: str) -> TrainingOutcome:

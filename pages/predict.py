@@ -199,7 +199,7 @@ def download_model(run) -> None:
 
 def main() -> None:
     st.title("4 · Use the model")
-    summary = run_picker("predict_run", "Trained model")
+    summary = run_picker("predict_run", "Trained model", include_stopped_early=True)
     if summary is None:
         no_runs_yet()
         return

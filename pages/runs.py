@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from core.runs import ACTIVE_STATES, state_label
+from ui.job_view import stopped_early_panel
 from ui.safe_text import md
 from ui.state import current_run_id, forget_predictor, get_store, remember_run
 from ui.widgets import fmt_pct, fmt_when, run_label, run_page, show_table
@@ -20,10 +21,19 @@ def runs_table(summaries) -> None:
             "accuracy": [fmt_pct(s.accuracy) for s in summaries],
             "macro-F1": [fmt_pct(s.macro_f1) for s in summaries],
             "word-count model macro-F1": [fmt_pct(s.baseline_macro_f1) for s in summaries],
-            "why it stopped": [s.reason or "" for s in summaries],
+            "why it stopped": [_why(s) for s in summaries],
         }
     )
     show_table(table, key="runs_table")
+
+
+def _why(summary) -> str:
+    """The reason, plus "damaged", "stopped early — best model …" or "can be resumed"."""
+    parts = ["damaged"] if summary.damaged else []
+    parts += [p for p in (summary.reason, summary.stopped_early_note) if p]
+    if summary.resumable:
+        parts.append("can be resumed")
+    return " — ".join(parts)
 
 
 def pick(summaries):
@@ -87,6 +97,9 @@ def main() -> None:
     runs_table(summaries)
     st.subheader("Rename or delete a run")
     summary = pick(summaries)
+    if summary.resumable or summary.stopped_early_note:
+        with st.container(border=True):
+            stopped_early_panel(summary, key="runs")
     left, right = st.columns(2)
     with left.container(border=True):
         rename(summary)

@@ -400,3 +400,104 @@ def test_explain_failure_generic_and_chained() -> None:
             raise RuntimeError("saving checkpoint failed") from inner
     except RuntimeError as outer:
         assert explain_failure(outer) == DISK_FULL_REASON
+
+
+# ------------------------------------------- issue 12: several users, resume, dead owners
+
+
+def test_jobs_from_several_threads_queue_in_order_with_distinct_runs(manager, trainer, store):
+    """Five sessions submitting at once: one run each, FIFO by submit order, all succeed."""
+    barrier = threading.Barrier(5)
+    submitted: list[tuple[float, str]] = []
+    lock = threading.Lock()
+
+    def session(i: int) -> None:
+        barrier.wait()
+        run_id = manager.submit({"kind": "ok"}, name=f"user {i}")
+        with lock:
+            submitted.append((time.monotonic(), run_id))
+
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT)
+    ids = [run_id for _, run_id in submitted]
+    assert len(set(ids)) == 5
+    snapshots = [manager.wait(run_id, timeout=TIMEOUT * 4) for run_id in ids]
+    assert [s.state for s in snapshots] == ["succeeded"] * 5
+    assert sorted(trainer.started) == sorted(ids) and len(trainer.started) == 5
+    assert trainer.started == [j.run_id for j in reversed(manager.jobs())]  # FIFO
+    assert {s.name for s in snapshots} == {f"user {i}" for i in range(5)}
+    assert {s.state for s in store.list()} == {"succeeded"}
+
+
+def test_resubmit_continues_the_same_run_folder_only_when_resumable(manager, trainer, store):
+    run_id = manager.submit({"kind": "ok"})
+    _finished(manager, run_id)
+    with pytest.raises(Exception, match="cannot be resumed"):
+        manager.resubmit(run_id, {"kind": "ok"})
+    run = store.get(run_id)
+    run.set_status("interrupted", reason=INTERRUPTED_REASON)
+    with pytest.raises(Exception, match="has no saved checkpoint"):
+        manager.resubmit(run_id, {"kind": "ok"})
+    (run.path / "checkpoint").mkdir()
+    (run.path / "checkpoint" / "trainer_state.json").write_text("{}")
+    assert manager.resubmit(run_id, {"kind": "ok"}) == run_id
+    assert _finished(manager, run_id).state == "succeeded"
+    assert trainer.started == [run_id, run_id]
+    assert [s.run_id for s in store.list()] == [run_id]
+
+
+def test_snapshot_from_disk_of_a_killed_process_reads_interrupted(store, tmp_path):
+    from core.jobs import snapshot_from_disk
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run = store.create("killed elsewhere", pid=dead.pid)
+    run.set_status("running", pid=dead.pid)
+    snapshot = snapshot_from_disk(run)
+    assert snapshot.state == "interrupted" and snapshot.finished
+    assert snapshot.reason == INTERRUPTED_REASON
+
+
+def test_predictor_answers_from_another_thread_while_a_job_trains(trained_run, tiny_model_dir):
+    """Scoring and the try-it box keep answering while the worker trains (real training)."""
+    from core.config import TrainConfig
+    from core.inference import Predictor
+    from core.pipeline import TrainingRequest, execute
+    from core.schema import LabelScheme
+    from tests.helpers import topic_frame
+
+    predictor = Predictor.load(trained_run.path)
+    store = RunStore(trained_run.path.parent / "concurrent")
+    jobs = JobManager(store, execute)
+    table = topic_frame(40).drop(columns="row").rename(columns={"text": "t", "label": "l"})
+    request = TrainingRequest(
+        table=table,
+        scheme=LabelScheme(text_columns=("t",), label_column="l"),
+        config=TrainConfig(model=str(tiny_model_dir), method="full", epochs=50, batch_size=8),
+    )
+    try:
+        run_id = jobs.submit(request, name="busy")
+        deadline = time.monotonic() + 300
+        while jobs.snapshot(run_id).stage != "training":
+            assert time.monotonic() < deadline and not jobs.snapshot(run_id).finished
+            time.sleep(0.05)
+        answers: list[tuple[str, float]] = []
+
+        def score() -> None:
+            for _ in range(5):
+                started = time.monotonic()
+                label = predictor.predict(["My parcel never arrived"])[0].label
+                answers.append((label, time.monotonic() - started))
+
+        scorer = threading.Thread(target=score)
+        scorer.start()
+        scorer.join(120)
+        assert not scorer.is_alive()
+        assert jobs.snapshot(run_id).state == "running"  # the answers came while it trained
+    finally:
+        jobs.shutdown(wait=True)
+    assert len(answers) == 5 and all(label in predictor.labels for label, _ in answers)
+    assert max(seconds for _, seconds in answers) < 10

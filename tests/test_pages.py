@@ -596,3 +596,69 @@ def test_the_shipped_config_turns_the_file_watcher_off(monkeypatch):
     finally:
         monkeypatch.undo()
         st_config.get_config_options(force_reparse=True)
+
+
+# ---------------------------------------- i12-faults: damaged folders, stopped-early, resume
+# (issue #12; kept apart from the other blocks of this file)
+
+
+def _damaged_copies(root: Path, good_id: str) -> dict[str, str]:
+    """Hand-edited and corrupted copies of a finished run; returns {run id: what is wrong}."""
+    store = RunStore(root)
+    damaged = {}
+    for n, (what, edit) in enumerate(
+        {
+            "broken status JSON": lambda run: run.write_text("status.json", "{half"),
+            "no status": lambda run: run.file("status.json").unlink(),
+            "unknown state": lambda run: run.write_json("status.json", {"state": "exploded"}),
+            "metrics of the wrong type": lambda run: run.write_json("metrics.json", [1, "x"]),
+            "garbage model": lambda run: run.file("model/model.safetensors").write_bytes(b"\0" * 9),
+            "config is a string": lambda run: run.write_json("config.json", "full"),
+        }.items()
+    ):
+        run_id = f"2001010{n}-000000-damaged-{n}"
+        shutil.copytree(root / good_id, root / run_id)
+        edit(store.get(run_id))
+        damaged[run_id] = what
+    return damaged
+
+
+def test_damaged_run_folders_never_break_home_runs_review_or_use(with_trained_run, isolated_app):
+    damaged = _damaged_copies(isolated_app, with_trained_run)
+    for page in ("pages/home.py", "pages/runs.py", "pages/review.py", "pages/predict.py"):
+        at = open_page(page)
+        assert not at.exception, (page, [e.value for e in at.exception])
+    runs = table_in(open_page("pages/runs.py"), "runs_table")
+    assert len(runs) == 1 + len(damaged)
+    why = runs["why it stopped"].tolist()
+    assert sum(w.startswith("damaged — unreadable run folder: status.json") for w in why) == 3
+    predict = open_page("pages/predict.py")
+    garbage = next(i for i, w in damaged.items() if w == "garbage model")
+    predict.selectbox(key="predict_run").set_value(garbage).run()
+    assert not predict.exception, [e.value for e in predict.exception]
+
+
+def test_stopped_early_run_is_marked_offered_to_resume_and_usable(with_trained_run, isolated_app):
+    run = RunStore(isolated_app).get(with_trained_run)
+    run.set_status(
+        "cancelled",
+        reason="Cancelled by you.",
+        usable_model=True,
+        best_model={"epoch": 2, "validation_macro_f1": 0.8876},
+    )
+    (run.path / "checkpoint").mkdir()
+    (run.path / "checkpoint" / "trainer_state.json").write_text("{}", encoding="utf-8")
+    note = "stopped early — best model from epoch 2 (validation macro-F1 0.888)"
+    at = open_page("pages/runs.py")
+    no_errors(at)
+    assert note in table_in(at, "runs_table")["why it stopped"][0]
+    assert "can be resumed" in table_in(at, "runs_table")["why it stopped"][0]
+    assert any(note in i.value for i in at.info)
+    use = open_page("pages/predict.py")
+    assert any(note in o for o in use.selectbox(key="predict_run").options)
+    at.button(key="resume_runs").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    from ui.state import get_jobs
+
+    assert get_jobs().snapshot(with_trained_run).run_id == with_trained_run
+    assert any("resume" in m.lower() for _, m in get_jobs().snapshot(with_trained_run).events)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 
 from core import atomic
@@ -197,8 +198,10 @@ def test_list_newest_first_and_tolerates_broken_folders(store: RunStore) -> None
     by_id = {s.run_id: s for s in listing}
     assert set(by_id) == {first.id, second.id, broken.id, empty.name}
     assert by_id[broken.id].state == "failed"
-    assert by_id[broken.id].reason == "unreadable run folder"
+    assert by_id[broken.id].reason == "unreadable run folder: status.json is not valid JSON"
+    assert by_id[broken.id].damaged
     assert by_id[empty.name].state == "failed"
+    assert by_id[empty.name].reason == "unreadable run folder: status.json is missing"
     ordered = [s.run_id for s in listing if s.run_id in (first.id, second.id)]
     assert ordered == [second.id, first.id]
     assert listing[-1].run_id == empty.name
@@ -288,3 +291,89 @@ def test_run_accessors_read_what_the_pipeline_wrote(tmp_path):
     assert run.train_settings()["method"] == "quick"
     assert run.metrics()["model"]["accuracy"] == 0.5
     assert run.history()["loss"] == [[1, 0.9]]
+
+
+# ------------------------------------------------------- issue 12: damaged runs, dead owners
+
+
+@pytest.mark.parametrize(
+    ("status_text", "detail"),
+    [
+        ('["a", "list"]', "status.json is not a JSON object"),
+        ('{"state": "exploded", "name": "x"}', "status.json names an unknown state 'exploded'"),
+        ('{"state": 7}', "status.json names an unknown state 7"),
+        ("\xff\xfe garbage", "status.json is not valid JSON"),
+    ],
+)
+def test_hand_edited_status_lists_as_damaged_with_reason(store, status_text, detail) -> None:
+    intact = store.create("intact")
+    intact.set_status("succeeded")
+    bad = store.create("bad")
+    bad.file("status.json").write_bytes(status_text.encode("latin-1"))
+    by_id = {s.run_id: s for s in store.list()}
+    assert by_id[bad.id].damaged and by_id[bad.id].reason == f"unreadable run folder: {detail}"
+    assert by_id[intact.id].state == "succeeded" and not by_id[intact.id].damaged
+
+
+def test_wrong_types_in_status_and_metrics_do_not_break_the_listing(store) -> None:
+    run = store.create("odd")
+    run.write_json(
+        "status.json",
+        {"state": "succeeded", "name": ["not", "text"], "created_at": 5, "reason": {"x": 1}},
+    )
+    run.write_json("metrics.json", {"model": {"accuracy": "high", "macro_f1": True}})
+    run.write_json("config.json", ["not", "a", "dict"])
+    (summary,) = store.list()
+    assert summary.state == "succeeded" and summary.name == run.id
+    assert summary.accuracy is None and summary.reason is None
+
+
+def _dead_pid() -> int:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    return dead.pid
+
+
+def test_run_of_a_dead_process_reads_interrupted_everywhere_without_recovery(store) -> None:
+    """Issue 12: a run killed mid-training read "running" forever until an app restarted."""
+    gone = store.create("killed", pid=_dead_pid())
+    gone.set_status("running", pid=gone.stored_status()["pid"])
+    assert gone.stored_status()["state"] == "running"
+    assert gone.status()["state"] == "interrupted"
+    assert gone.status()["reason"] == INTERRUPTED_REASON
+    assert store.list()[0].state == "interrupted"
+    assert store.recover_interrupted() == [gone.id]
+    assert gone.stored_status()["state"] == "interrupted"
+
+
+def test_reused_pid_does_not_keep_a_dead_run_alive(store) -> None:
+    """The owner's pid now belongs to another live process (started later): interrupted."""
+    parent = psutil.Process(os.getppid())
+    run = store.create("reused", pid=parent.pid, pid_started=parent.create_time() - 1000.0)
+    assert run.status()["state"] == "interrupted"
+    same = store.create("same", pid=parent.pid, pid_started=parent.create_time())
+    assert same.status()["state"] == "queued"
+    other_host = store.create("elsewhere", pid=_dead_pid(), host="another-machine")
+    assert other_host.status()["state"] == "queued"
+
+
+def test_stopped_early_note_names_epoch_and_score(store) -> None:
+    run = store.create("stopped")
+    run.set_status(
+        "cancelled", usable_model=True, best_model={"epoch": 2.0, "validation_macro_f1": 0.8876}
+    )
+    (summary,) = store.list()
+    assert summary.usable_model
+    assert summary.stopped_early_note == (
+        "stopped early — best model from epoch 2 (validation macro-F1 0.888)"
+    )
+
+
+def test_owner_pid_given_without_start_time_is_judged_by_the_pid_alone(store) -> None:
+    """A pid passed in must not inherit this process's start time (that read it as reused)."""
+    oldest = min(psutil.process_iter(["create_time"]), key=lambda p: p.info["create_time"])
+    run = store.create("long-lived owner", pid=oldest.pid)
+    assert "pid_started" not in run.stored_status()
+    assert run.status()["state"] == "queued"
+    run.set_status("running", pid=oldest.pid)
+    assert run.status()["state"] == "running"

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import streamlit as st
 
-from core.errors import RunNotFoundError
+from core.errors import RunNotFoundError, TicketTuneError
 from core.jobs import JobSnapshot
+from core.runs import RunSummary
 from ui.figures import loss_figure, validation_figure
 from ui.safe_text import md
-from ui.state import get_jobs
+from ui.state import get_jobs, get_store, remember_run
 from ui.widgets import fmt_duration, fmt_pct
 
 STAGES = {
@@ -111,6 +114,35 @@ def _outcome(snap: JobSnapshot) -> None:
         st.warning(md(snap.reason or "Cancelled."), icon=":material/cancel:")
     else:
         st.error(md(snap.reason or "The training failed."), icon=":material/error:")
+    if snap.state != "succeeded":
+        with contextlib.suppress(RunNotFoundError):  # deleted meanwhile: nothing to offer
+            stopped_early_panel(get_store().get(snap.run_id).summary(), key="job")
+
+
+def stopped_early_panel(summary: RunSummary, *, key: str) -> None:
+    """For a stopped run: the best model it kept, and a Resume button if it has a checkpoint."""
+    if summary.stopped_early_note:
+        st.info(
+            f"This run {md(summary.stopped_early_note)}. You can use it on the Use page.",
+            icon=":material/bookmark:",
+        )
+    if summary.resumable and st.button(
+        "Resume training", key=f"resume_{key}", icon=":material/play_arrow:"
+    ):
+        resume(summary.run_id)
+
+
+def resume(run_id: str) -> None:
+    """Queue the run again from its last checkpoint and show it on the Train page."""
+    from core.pipeline import ResumeRequest
+
+    try:
+        get_jobs().resubmit(run_id, ResumeRequest())
+    except TicketTuneError as exc:
+        st.error(md(str(exc)), icon=":material/error:")
+        return
+    remember_run(run_id)
+    st.switch_page("pages/train.py", query_params={"run": run_id})
 
 
 def _curves(snap: JobSnapshot) -> None:

@@ -72,15 +72,27 @@ def fmt_when(iso: str | None) -> str:
 
 def run_label(summary: RunSummary) -> str:
     score = f" · macro-F1 {fmt_pct(summary.macro_f1)}" if summary.macro_f1 is not None else ""
-    return f"{summary.name} ({fmt_when(summary.created_at)}){score}"
+    note = f" · {summary.stopped_early_note}" if summary.stopped_early_note else ""
+    return f"{summary.name} ({fmt_when(summary.created_at)}){score}{note}"
 
 
-def run_picker(key: str, label: str = "Run", states: Sequence[str] = ("succeeded",)):
+def run_picker(
+    key: str,
+    label: str = "Run",
+    states: Sequence[str] = ("succeeded",),
+    *,
+    include_stopped_early: bool = False,
+):
     """Pick a run (default: the one in ``?run=``, else the newest); returns its RunSummary.
 
     Choosing a run makes it the tab's current run, so other pages and a refresh follow.
+    ``include_stopped_early`` also lists cancelled/interrupted runs that kept a usable model.
     """
-    summaries = [s for s in get_store().list() if s.state in states]
+    summaries = [
+        s
+        for s in get_store().list()
+        if s.state in states or (include_stopped_early and s.stopped_early_note)
+    ]
     if not summaries:
         return None
     ids = [s.run_id for s in summaries]
