@@ -4,9 +4,8 @@ import streamlit as st
 
 from core.config import TrainConfig
 from core.errors import ConfigError, TicketTuneError
-from core.estimate import estimate_training_seconds
+from core.estimate import estimate_training_seconds, mean_tokens_from_report
 from core.pipeline import TrainingRequest
-from core.report import TOKENS_PER_WORD
 from ui.auth import current_user
 from ui.data_flow import get_draft, prepare, scheme_from_draft, split_settings
 from ui.job_view import job_panel
@@ -72,7 +71,7 @@ def new_training(upload_id: str) -> None:
 
 
 def estimate(report, config: TrainConfig) -> None:
-    tokens = report.length_percentiles.get("p50", 16) * TOKENS_PER_WORD
+    tokens = mean_tokens_from_report(report)
     seconds = estimate_training_seconds(report.rows_used, config, mean_tokens=tokens)
     st.info(
         f"Estimated time on this computer: about **{fmt_duration(seconds)}**.",

@@ -123,7 +123,7 @@ def stopped_early_panel(summary: RunSummary, *, key: str) -> None:
     """For a stopped run: the best model it kept, and a Resume button if it has a checkpoint."""
     if summary.stopped_early_note:
         st.info(
-            f"This run {md(summary.stopped_early_note)}. You can use it on the Use page.",
+            f"This run {summary.stopped_early_note}. You can use it on the Use page.",
             icon=":material/bookmark:",
         )
     if summary.resumable and st.button(
