@@ -46,6 +46,8 @@ class TrainingRequest:
     split_column: str | None = None
     source_name: str = ""
     test_source_name: str = ""
+    #: Extra tickets without labels; distillation learns the teacher's guesses on them too.
+    unlabelled_texts: tuple[str, ...] = ()
 
     def describe(self) -> dict[str, Any]:
         """What goes into the run's status so the runs list can show it before it finishes."""
@@ -54,6 +56,8 @@ class TrainingRequest:
             "model": self.config.model,
             "label_column": self.scheme.label_column,
             "source": self.source_name,
+            "parent_run": self.config.parent_run,
+            "teacher_run": self.config.teacher_run,
         }
 
 
@@ -74,12 +78,15 @@ def execute(
         )
     )
 
-    outcome = train(config, split, progress=progress, cancel=cancel)
+    outcome = train(
+        config, split, progress=progress, cancel=cancel, unlabelled_texts=request.unlabelled_texts
+    )
     progress(ProgressEvent("saving", message="Saving the model and the test results."))
     evaluation = evaluate(split.test, outcome.test_probabilities, outcome.meta.labels)
     evaluation.save(run)
     _save_model(run, outcome)
-    metrics = _metrics(split, outcome, evaluation.metrics, baseline.metrics)
+    metrics = {**_metrics(split, outcome, evaluation.metrics, baseline.metrics)}
+    metrics.update(outcome.extra_metrics)
     run.write_json("metrics.json", metrics)
     total = time.monotonic() - started
     progress(
@@ -122,6 +129,10 @@ def _prepare_split(run: Run, request: TrainingRequest, progress: ProgressCallbac
     report = build_report(prepared, split=split, tokenizer=tokenizer)
     run.write_json("report.json", report.to_dict())
     _announce_report(report, progress)
+    if config.parent_run:  # continual learning: replay earlier tickets with the new ones
+        from core.continual import with_replay
+
+        split = with_replay(split, config)
     parts = [frame.assign(split=name) for name, frame in _split_frames(split)]
     run.write_frame(SPLIT_FILE, pd.concat(parts, ignore_index=True))
     sizes = split.sizes()
