@@ -113,3 +113,24 @@ def test_a_parent_without_a_model_is_a_clear_error(tmp_path, tiny_model_dir):
     config = TrainConfig(model=str(tiny_model_dir), parent_run=str(empty.path))
     with pytest.raises(ConfigError, match="no trained model"):
         ContinualTrainer(config, topic_split()).load()
+
+
+def test_cli_retrains_a_run_and_refuses_one_without_a_model(trained_run, tmp_path, capsys):
+    import json
+
+    from core.cli import main
+
+    data = tmp_path / "new.csv"
+    new_tickets(30).rename(columns={"text": "ticket", "label": "team"}).to_csv(data, index=False)
+    empty = RunStore(tmp_path / "runs").create("unfinished")
+    code = main(["train", "--from-run", str(empty.path), "--data", str(data)])
+    assert code == 2
+    assert "no trained model to continue from" in capsys.readouterr().err
+    args = ["train", "--from-run", str(trained_run.path), "--data", str(data), "--epochs", "1"]
+    code = main([*args, "--runs-dir", str(tmp_path / "runs"), "--replay-fraction", "0.25"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    child = RunStore(tmp_path / "runs").get(result["run_id"])
+    assert child.read_json("config.json")["replay_fraction"] == 0.25
+    assert child.status()["parent_run"] == str(trained_run.path)
+    assert "previous_test" in child.metrics() and "new_test" in child.metrics()

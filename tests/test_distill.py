@@ -115,3 +115,19 @@ def test_distilling_a_run_without_a_model_is_a_clear_error(tmp_path):
     empty = RunStore(tmp_path).create("never finished")
     with pytest.raises(ConfigError, match="no trained model"):
         request_distillation(empty)
+
+
+def test_cli_distils_a_run_with_unlabelled_tickets(trained_run, tmp_path, capsys):
+    import json
+
+    from core.cli import main
+
+    extra = tmp_path / "unlabelled.csv"
+    extra.write_text("ticket\nmy parcel is late\nrefund please\n", encoding="utf-8")
+    runs = tmp_path / "runs"
+    args = ["train", "--distill-from", str(trained_run.path), "--student-layers", "1"]
+    code = main([*args, "--unlabelled", str(extra), "--epochs", "1", "--runs-dir", str(runs)])
+    assert code == 0, capsys.readouterr().err
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    facts = RunStore(runs).get(result["run_id"]).metrics()["distillation"]
+    assert facts["unlabelled_tickets"] == 2 and facts["student_layers"] == 1
