@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core import atomic
 from core.config import METHODS, TrainConfig
 from core.errors import TicketTuneError
 from core.jobs import JobManager, JobSnapshot
@@ -90,9 +89,19 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument(
         "--no-threshold", action="store_true", help="no needs_review column, whatever was saved"
     )
+    predict.add_argument("--chunk-rows", type=int, help="tickets read at a time (memory use)")
 
     for command in (train, evaluate, predict):
         command.add_argument("--encoding", help="text encoding of the files, e.g. cp1251")
+
+    serve = sub.add_parser("serve", help="answer label requests over HTTP (a FastAPI service)")
+    serve.add_argument("run_dir")
+    serve.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to accept other machines")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--threshold", type=float, help="needs_review below this (default: run's)")
+    serve.add_argument("--api-key", help="require this key (default: $TICKETTUNE_API_KEY)")
+    serve.add_argument("--max-batch", type=int, default=64, help="most tickets per forward pass")
+    serve.add_argument("--max-tickets", type=int, default=1000, help="most tickets per request")
 
     runs = sub.add_parser("runs", help="list runs with their status and test scores")
     runs.add_argument("--runs-dir")
@@ -103,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
     handlers["runs"] = cmd_runs
+    handlers["serve"] = cmd_serve
     try:
         return handlers[args.command](args)
     except TicketTuneError as exc:
@@ -125,6 +135,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     _quiet_model_loading()
     request = _train_request(args)
+    # [distributed] Under torchrun, ranks other than 0 train along but write and print nothing.
+    from core.distributed import is_main_process, run_worker_rank
+
+    if not is_main_process():
+        return run_worker_rank(execute, request)
     manager = JobManager(RunStore(args.runs_dir), execute)
     run_id = manager.submit(request, name=args.name, status_fields=request.describe())
     try:
@@ -328,7 +343,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from core.scoring import score_table, spreadsheet_safe
+    # Streams the file chunk by chunk (core.batch_scoring): memory stays flat at any size.
+    from core.batch_scoring import DEFAULT_CHUNK_ROWS, progress_bar, score_file
+
+    chunk_rows = DEFAULT_CHUNK_ROWS if args.chunk_rows is None else args.chunk_rows
+    if chunk_rows < 1:
+        raise TicketTuneError("--chunk-rows must be at least 1.")
 
     _quiet_model_loading()
     predictor = _load_run_predictor(args.run_dir)
@@ -341,11 +361,49 @@ def cmd_predict(args: argparse.Namespace) -> int:
         threshold = predictor.threshold
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise TicketTuneError(f"--threshold must be between 0 and 1 (got {threshold}).")
-    table = read_table(args.data, encoding=args.encoding)
-    scored = score_table(predictor, table, text_columns, threshold=threshold)
-    atomic.write_text(args.out, spreadsheet_safe(scored).to_csv(index=False))
-    print(f"Wrote {len(scored)} scored tickets to {args.out}", file=sys.stderr)
-    print(json.dumps({"out": args.out, "n": len(scored)}))
+    interactive = sys.stderr.isatty()
+    last = [0.0]
+
+    def show(progress) -> None:
+        now = time.monotonic()
+        if interactive or now - last[0] >= 10 or progress.fraction >= 1:
+            end = "" if interactive and progress.fraction < 1 else "\n"
+            print(("\r" if interactive else "") + progress_bar(progress), end=end, file=sys.stderr)
+            last[0] = now
+
+    print(f"Labelling {args.data} on the {predictor.placement.describe()}", file=sys.stderr)
+    n = score_file(
+        predictor,
+        args.data,
+        args.out,
+        text_columns,
+        threshold=threshold,
+        chunk_rows=chunk_rows,
+        encoding=args.encoding,
+        on_progress=show,
+    )
+    print(f"Wrote {n} scored tickets to {args.out}", file=sys.stderr)
+    print(json.dumps({"out": args.out, "n": n, "threshold": threshold}))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    from core.serving import API_KEY_ENV, ServiceLimits, create_app, load_service
+
+    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    service = load_service(args.run_dir, threshold=args.threshold)
+    limits = ServiceLimits(max_batch=args.max_batch, max_tickets=args.max_tickets)
+    app = create_app(service, api_key=api_key, limits=limits)
+    print(
+        f"Serving run {service.run_id} on http://{args.host}:{args.port} "
+        f"(docs at /docs{', API key required' if api_key else ''})",
+        file=sys.stderr,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
 

@@ -21,6 +21,7 @@ import transformers
 from core import atomic
 from core.baseline import run_baseline
 from core.config import TrainConfig
+from core.distributed import main_process_only, participants
 from core.evaluation import compute_metrics, evaluate
 from core.modeling import load_tokenizer, resolve_model_source, save_classifier
 from core.preparation import prepare_split
@@ -81,12 +82,14 @@ def execute(
     outcome = train(
         config, split, progress=progress, cancel=cancel, unlabelled_texts=request.unlabelled_texts
     )
+    processes = participants()  # [distributed] every rank checks in; 1 without torchrun
     progress(ProgressEvent("saving", message="Saving the model and the test results."))
     evaluation = evaluate(split.test, outcome.test_probabilities, outcome.meta.labels)
     evaluation.save(run)
-    _save_model(run, outcome)
-    metrics = {**_metrics(split, outcome, evaluation.metrics, baseline.metrics)}
-    metrics.update(outcome.extra_metrics)
+    main_process_only(_save_model, run, outcome)  # [distributed] only rank 0 saves the model
+    metrics = _metrics(split, outcome, evaluation.metrics, baseline.metrics)
+    metrics.update(outcome.extra_metrics)  # continual: both test sets; distillation
+    metrics["training"]["processes"] = processes  # [distributed]
     run.write_json("metrics.json", metrics)
     total = time.monotonic() - started
     progress(

@@ -91,7 +91,7 @@ def read_table_details(
 ) -> TableRead:
     """:func:`read_table`, and how the file was read (format, encoding, delimiter)."""
     data, name = _load_bytes(source, filename, max_bytes)
-    extension = _extension(name)
+    extension = file_extension(name)
     if not data.strip():
         raise _empty_file(name)
     used, guessed, delimiter = None, False, None
@@ -128,7 +128,7 @@ def _load_bytes(
         return data, name
     path = os.fspath(source)
     name = filename or os.path.basename(path)
-    _extension(name)
+    file_extension(name)
     try:
         _check_size(os.path.getsize(path), max_bytes, name)
         with open(path, "rb") as handle:
@@ -153,7 +153,7 @@ def _megabytes(size: int) -> str:
     return f"{value:,.1f} MB" if value >= 0.1 else f"{value:.1f} MB ({size:,} bytes)"
 
 
-def _extension(name: str) -> str:
+def file_extension(name: str) -> str:
     extension = os.path.splitext(name)[1].lower()
     if extension not in SUPPORTED_EXTENSIONS:
         found = f"is a '{extension}' file" if extension else "has no file extension"

@@ -9,6 +9,7 @@ from core.scoring import NEEDS_REVIEW, score_table
 from core.tables import FILE_TYPES, read_table
 from ui.figures import top_labels_figure
 from ui.html import highlight_words, label_block, legend
+from ui.serve_hint import show_serve_hint
 from ui.state import get_predictor, get_run, max_upload_bytes
 from ui.widgets import (
     as_percent,
@@ -208,6 +209,7 @@ def main() -> None:
     batch(run, predictor)
     st.divider()
     download_model(run)
+    show_serve_hint(run)
 
 
 run_page(main)
