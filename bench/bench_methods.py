@@ -40,16 +40,16 @@ ALL_METHODS = "quick,head,bitfit,lora,adapter,prompt,full"
 BYTES_PER_WEIGHT = 4  # fp32, as saved
 
 
-def trainable_weights(method: str, model: str = "default") -> dict[str, int]:
-    """Weights that train under ``method`` (head included) and all weights, as training sets
-    them up (TicketTrainer.load + prepare_method on a one-ticket split)."""
+def trainable_weights(method: str, labels: list[str], model: str = "default") -> dict[str, int]:
+    """Weights that train under ``method`` (head over ``labels`` included) and all weights, as
+    training sets them up (TicketTrainer.load + prepare_method on one ticket per label)."""
     import pandas as pd
 
     from core.config import TrainConfig
     from core.split import DataSplit
     from core.training import TicketTrainer
 
-    frame = pd.DataFrame({"row": [0, 1], "text": ["a", "b"], "label": ["x", "y"]})
+    frame = pd.DataFrame({"row": range(len(labels)), "text": "a ticket", "label": labels})
     steps = TicketTrainer(
         TrainConfig(model=model, method=method), DataSplit(frame, frame, frame, "x")
     )
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             extra=["--epochs", str(args.epochs), "--min-count", "1"],
         )
         run_dir = Path(child.payload["run_dir"])
-        weights = trainable_weights(method)
+        weights = trainable_weights(method, sorted(train_table[args.label].astype(str).unique()))
         results[method] = {
             "macro_f1": child.payload["macro_f1"],
             "pipeline_seconds": child.payload["total_seconds"],
