@@ -114,8 +114,8 @@ class ContinualTrainer(TicketTrainer):
         if self.addon is None:
             super().prepare_method()
         else:  # the parent's adapters/prompt keep training; nothing is added twice
-            for param in self.model.encoder.parameters():
-                param.requires_grad = False
+            for name, param in self.model.encoder.named_parameters():
+                param.requires_grad = "prompt_encoder" in name
             for param in getattr(self.model, "addon_modules", torch.nn.Module()).parameters():
                 param.requires_grad = True
 

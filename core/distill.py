@@ -53,6 +53,8 @@ def truncate_layers(encoder: nn.Module, keep: int) -> nn.Module:
             f"asked for {keep}."
         )
     student = copy.deepcopy(encoder)
+    for module in student.modules():  # a copied adapter hook would still call the teacher's
+        module._forward_hooks.clear()
     student.encoder.layer = nn.ModuleList(list(student.encoder.layer)[:keep])
     student.config.num_hidden_layers = keep
     return student

@@ -134,3 +134,28 @@ def test_cli_retrains_a_run_and_refuses_one_without_a_model(trained_run, tmp_pat
     assert child.read_json("config.json")["replay_fraction"] == 0.25
     assert child.status()["parent_run"] == str(trained_run.path)
     assert "previous_test" in child.metrics() and "new_test" in child.metrics()
+
+
+@pytest.mark.parametrize("method", ["adapter", "prompt"])
+def test_retraining_an_addon_run_keeps_training_its_addon(tiny_model_dir, tmp_path, method):
+    from core.pipeline import TrainingRequest
+    from core.schema import LabelScheme
+
+    table = topic_frame(20).drop(columns="row")
+    request = TrainingRequest(
+        table=table,
+        scheme=LabelScheme(text_columns=("text",), label_column="label"),
+        config=TrainConfig(model=str(tiny_model_dir), method=method, epochs=1, batch_size=16),
+    )
+    parent = RunStore(tmp_path).create("parent")
+    execute(parent, request, lambda event: None, threading.Event())
+    config = TrainConfig(
+        model=str(tiny_model_dir), method=method, parent_run=str(parent.path), epochs=1
+    )
+    steps = ContinualTrainer(config, with_replay(new_split(config), config))
+    steps.load()
+    steps.prepare_method()
+    trainable = [n for n, p in steps.model.named_parameters() if p.requires_grad]
+    assert steps.meta.addon["kind"] == method
+    assert any("addon_modules" in n or "prompt_encoder" in n for n in trainable)
+    assert not any(n.startswith("encoder.") and "prompt_encoder" not in n for n in trainable)

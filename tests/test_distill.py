@@ -131,3 +131,15 @@ def test_cli_distils_a_run_with_unlabelled_tickets(trained_run, tmp_path, capsys
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     facts = RunStore(runs).get(result["run_id"]).metrics()["distillation"]
     assert facts["unlabelled_tickets"] == 2 and facts["student_layers"] == 1
+
+
+def test_student_of_an_adapter_teacher_carries_no_teacher_hooks(tiny_model_dir):
+    from core.addons import add_adapters
+    from core.modeling import TicketClassifier, load_encoder
+
+    encoder, _, _ = load_encoder(str(tiny_model_dir))
+    teacher = TicketClassifier(encoder, 3)
+    add_adapters(teacher, 4)
+    student = truncate_layers(teacher.encoder, 1)
+    assert not any(m._forward_hooks for m in student.modules())
+    assert any(m._forward_hooks for m in teacher.encoder.modules())
