@@ -77,9 +77,15 @@ def add_prompt(model: nn.Module, tokens: int) -> dict[str, Any]:
     """Wrap ``model.encoder`` in peft prompt tuning with ``tokens`` virtual tokens."""
     import warnings
 
-    from peft import PromptTuningConfig, TaskType, get_peft_model
+    from peft import PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
 
-    config = PromptTuningConfig(task_type=TaskType.FEATURE_EXTRACTION, num_virtual_tokens=tokens)
+    # Initialised from real word embeddings (not random vectors), so the virtual tokens start
+    # inside the distribution the encoder knows.
+    config = PromptTuningConfig(
+        task_type=TaskType.FEATURE_EXTRACTION,
+        num_virtual_tokens=tokens,
+        prompt_tuning_init=PromptTuningInit.SAMPLE_VOCAB,
+    )
     model.encoder = get_peft_model(model.encoder, config)
     # peft ignores token_type_ids under prompt tuning (all zero for single-text tickets).
     warnings.filterwarnings("ignore", message="Token type ids are not supported")

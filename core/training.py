@@ -199,6 +199,10 @@ class TicketTrainer:
             self.tokenizer, split.train["text"].tolist()
         )
         self.model = TicketClassifier(encoder, len(self.labels)).to(self.placement.device)
+        if config.method == "prompt":  # before the quick fit: the head fits prompted embeddings
+            from core.addons import add_prompt
+
+            self.addon = add_prompt(self.model, config.prompt_tokens)
         if config.class_weighting:
             weights = _class_weights(split.train["label"], self.labels)
             self.model.class_weights.copy_(torch.as_tensor(weights, dtype=torch.float32))
@@ -273,7 +277,7 @@ class TicketTrainer:
                 from core.addons import add_adapters
 
                 self.addon = add_adapters(model, config.adapter_size)
-        elif config.method == "prompt":
+        elif config.method == "prompt" and self.addon is None:
             from core.addons import add_prompt
 
             self.addon = add_prompt(model, config.prompt_tokens)
