@@ -65,3 +65,13 @@ def test_addon_changes_what_the_model_reads(tiny_model_dir, tmp_path):
         plain.head.load_state_dict(model.head.state_dict())
         unprompted = plain.eval()(**batch)["logits"]
     assert not torch.allclose(prompted, unprompted, atol=1e-4)
+
+
+def test_every_method_has_a_training_time_estimate():
+    """The Train page estimates the time of whichever method is chosen (was a KeyError)."""
+    from core.estimate import estimate_training_seconds
+
+    quick = estimate_training_seconds(5_000, TrainConfig(method="quick"))
+    for method in METHODS:
+        if method != "quick":
+            assert estimate_training_seconds(5_000, TrainConfig(method=method)) > quick
