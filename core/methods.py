@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 TO_BE_MEASURED = "to be measured"
+#: Where the only figure so far is bench_methods' short smoke run (noisy, tiny data).
+SMOKE = "smoke run (CLINC150 domain, 400 tickets, 1 epoch, busy machine): "
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,8 @@ _FACTS = (
         "Full fine-tuning",
         "Fine-tunes the whole model on your tickets, starting from the quick model. "
         "Most accurate; takes longest.",
-        "All 22.7 M weights train; 91 MB to store; the most accurate method we measured "
-        "(0.936 macro-F1 on a 77-label, 10,000-ticket set).",
+        "All 22.7 M weights train; 91 MB to store; 0.936 macro-F1 on a 77-label, "
+        "10,000-ticket set, 0.8 points above quick, in about 10 minutes on 2 CPU cores.",
         5e-5,
     ),
     MethodFacts(
@@ -54,22 +56,23 @@ _FACTS = (
         "LoRA",
         "Fine-tunes small add-on weights (LoRA) inside the model. Less memory, nearly as accurate.",
         "0.6% of the weights train (0.5 MB to store); merged into the model, so it scores as "
-        f"fast as full; accuracy against full: {TO_BE_MEASURED}.",
+        f"fast as full; {SMOKE}+0.2 points vs full; on real data {TO_BE_MEASURED}.",
         5e-4,
     ),
     MethodFacts(
         "bitfit",
         "BitFit (biases only)",
         "Fine-tunes only the model's bias terms. Light and fast, a little less accurate.",
-        f"0.4% of the weights train (0.3 MB to store); accuracy against full: {TO_BE_MEASURED}.",
+        f"0.4% of the weights train (0.3 MB to store); {SMOKE}-0.1 points vs full; "
+        f"on real data {TO_BE_MEASURED}.",
         1e-3,
     ),
     MethodFacts(
         "head",
         "Final layer only",
         "Keeps the pretrained model frozen and trains only the final classification layer.",
-        "0.25% of the weights train (the final layer, 0.2 MB to store); accuracy against "
-        f"full: {TO_BE_MEASURED}.",
+        "0.25% of the weights train (the final layer, 0.2 MB to store); "
+        f"{SMOKE}-0.3 points vs full; on real data {TO_BE_MEASURED}.",
         1e-3,
     ),
     MethodFacts(
@@ -78,7 +81,8 @@ _FACTS = (
         "Adds a small bottleneck layer after each block of the model and trains only those "
         "(and the final layer). The pretrained model stays as it is.",
         "1.6% of the weights train (bottleneck 64; 1.4 MB to store beside the shared model); "
-        f"scoring a little slower than full; accuracy against full: {TO_BE_MEASURED}.",
+        f"scoring a little slower than full; {SMOKE}+0.4 points vs full; "
+        f"on real data {TO_BE_MEASURED}.",
         1e-3,
         keeps_addon=True,
     ),
@@ -88,7 +92,8 @@ _FACTS = (
         "Learns a few extra 'virtual words' put in front of every ticket; the model itself "
         "stays frozen. The lightest method, usually the least accurate on small models.",
         "20 virtual words (7,680 weights) plus the final layer train: 0.3% (0.3 MB to store); "
-        f"every ticket gets 20 tokens longer to read; accuracy against full: {TO_BE_MEASURED}.",
+        f"every ticket gets 20 tokens longer to read; {SMOKE}-1.9 points vs full; "
+        f"on real data {TO_BE_MEASURED}.",
         1e-2,
         keeps_addon=True,
     ),
