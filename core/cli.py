@@ -32,9 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a classifier on a ticket file")
-    train.add_argument("--data", help="CSV, TSV, Excel or JSONL file of tickets")
-    train.add_argument("--text-column", action="append", dest="text_columns")
-    train.add_argument("--label-column")
+    train.add_argument(
+        "--data", help="CSV, TSV, Excel or JSONL file of tickets (with --distill-from: optional)"
+    )
+    train.add_argument(
+        "--text-column", action="append", dest="text_columns", help="(default: the run's)"
+    )
+    train.add_argument("--label-column", help="(with --from-run: default the earlier run's)")
     train.add_argument(
         "--resume",
         metavar="RUN_DIR",
@@ -52,6 +56,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--class-weighting", action="store_true")
     train.add_argument("--min-count", type=int, default=LabelScheme.min_count)
     train.add_argument("--seed", type=int, default=TrainConfig.seed)
+    train.add_argument("--adversarial", action="store_true", help="train against small typos")
+    start = train.add_mutually_exclusive_group()
+    start.add_argument("--from-run", help="retrain this run's model with the new tickets")
+    start.add_argument(
+        "--distill-from", help="make a smaller, faster copy of this run's model (distillation)"
+    )
+    train.add_argument(
+        "--replay-fraction",
+        type=float,
+        default=TrainConfig.replay_fraction,
+        help="with --from-run: earlier tickets replayed, as a share of the new ones",
+    )
+    train.add_argument(
+        "--student-layers", type=int, default=TrainConfig.student_layers, help="distillation"
+    )
+    train.add_argument("--unlabelled", help="distillation: a file of extra tickets without labels")
     train.add_argument("--runs-dir", help="where runs are stored (default: ./runs)")
     train.add_argument("--name", help="a name for the run")
 
@@ -129,7 +149,7 @@ def _quiet_model_loading() -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from core.pipeline import ResumeRequest, TrainingRequest, execute
+    from core.pipeline import ResumeRequest, execute
 
     if args.resume:
         folder = Path(args.resume).expanduser()
@@ -138,44 +158,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         _quiet_model_loading()
         manager = JobManager(RunStore(folder.resolve().parent), execute)
         return _run_job(manager, lambda: manager.resubmit(folder.resolve().name, ResumeRequest()))
-    missing = [
-        flag
-        for flag, value in (
-            ("--data", args.data),
-            ("--text-column", args.text_columns),
-            ("--label-column", args.label_column),
-        )
-        if not value
-    ]
-    if missing:
-        raise TicketTuneError(f"Missing {', '.join(missing)} (or give --resume RUN_DIR).")
     _quiet_model_loading()
-    table = read_table(args.data, encoding=args.encoding)
-    scheme = LabelScheme(
-        text_columns=tuple(args.text_columns),
-        label_column=args.label_column,
-        min_count=args.min_count,
-    )
-    scheme.check_columns(table)
-    config = TrainConfig(
-        model=args.model,
-        method=args.method,
-        epochs=args.epochs,
-        time_budget_minutes=args.time_budget,
-        learning_rate=args.learning_rate,
-        batch_size=args.batch_size,
-        class_weighting=args.class_weighting,
-        seed=args.seed,
-    )
-    request = TrainingRequest(
-        table=table,
-        scheme=scheme,
-        config=config,
-        test_table=read_table(args.test_data, encoding=args.encoding) if args.test_data else None,
-        split_column=args.split_column,
-        source_name=Path(args.data).name,
-        test_source_name=Path(args.test_data).name if args.test_data else "",
-    )
+    request = _train_request(args)
     # [distributed] Under torchrun, ranks other than 0 train along but write and print nothing.
     from core.distributed import is_main_process, run_worker_rank
 
@@ -208,6 +192,102 @@ def _run_job(manager: JobManager, start) -> int:
         return 1
     print(json.dumps(snapshot.result))
     return 0
+
+
+def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "method": args.method,
+        "epochs": args.epochs,
+        "time_budget_minutes": args.time_budget,
+        "learning_rate": args.learning_rate,
+        "batch_size": args.batch_size,
+        "class_weighting": args.class_weighting,
+        "seed": args.seed,
+        "adversarial": args.adversarial,
+    }
+
+
+def _train_request(args: argparse.Namespace):
+    """The TrainingRequest the train arguments describe (plain, retrain or distil)."""
+    import dataclasses
+
+    from core.pipeline import TrainingRequest
+
+    settings = _train_settings(args)
+    unlabelled = _unlabelled_texts(args) if args.unlabelled else ()
+    if args.unlabelled and not args.distill_from:
+        raise TicketTuneError("--unlabelled is used with --distill-from only.")
+    if args.distill_from and not args.data:
+        from core.distill import request_distillation
+
+        settings["student_layers"] = args.student_layers
+        return request_distillation(args.distill_from, unlabelled_texts=unlabelled, **settings)
+    if not args.data:
+        raise TicketTuneError("Say which tickets to train on: --data FILE.")
+    table = read_table(args.data, encoding=args.encoding)
+    if args.from_run:
+        from core.continual import request_from_run
+
+        request = request_from_run(
+            args.from_run,
+            table,
+            source_name=Path(args.data).name,
+            replay_fraction=args.replay_fraction,
+            **settings,
+        )
+        scheme = _with_columns(request.scheme, args)
+    else:
+        if not args.text_columns or not args.label_column:
+            raise TicketTuneError("Say which columns to read: --text-column and --label-column.")
+        scheme = LabelScheme(
+            text_columns=tuple(args.text_columns),
+            label_column=args.label_column,
+            min_count=args.min_count,
+        )
+        extra = {}
+        if args.distill_from:
+            extra = {"teacher_run": args.distill_from, "student_layers": args.student_layers}
+        request = TrainingRequest(
+            table=table,
+            scheme=scheme,
+            config=TrainConfig(model=args.model, **settings, **extra),
+            unlabelled_texts=unlabelled,
+        )
+    scheme.check_columns(table)
+    return dataclasses.replace(
+        request,
+        scheme=scheme,
+        test_table=read_table(args.test_data, encoding=args.encoding) if args.test_data else None,
+        split_column=args.split_column,
+        source_name=Path(args.data).name,
+        test_source_name=Path(args.test_data).name if args.test_data else "",
+    )
+
+
+def _with_columns(scheme: LabelScheme, args: argparse.Namespace) -> LabelScheme:
+    """The earlier run's scheme, with the columns given on the command line, if any."""
+    import dataclasses
+
+    changes: dict[str, Any] = {}
+    if args.text_columns:
+        changes["text_columns"] = tuple(args.text_columns)
+    if args.label_column:
+        changes["label_column"] = args.label_column
+    return dataclasses.replace(scheme, **changes) if changes else scheme
+
+
+def _unlabelled_texts(args: argparse.Namespace) -> tuple[str, ...]:
+    table = read_table(args.unlabelled, encoding=args.encoding)
+    saved = _run_scheme(args.distill_from) if args.distill_from else None
+    columns = list(args.text_columns or (saved.text_columns if saved else ["text"]))
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise TicketTuneError(
+            f"The unlabelled file has no column {', '.join(missing)} (say --text-column)."
+        )
+    from core.text import ticket_texts
+
+    return tuple(ticket_texts(table, columns))
 
 
 def _follow(manager: JobManager, run_id: str) -> JobSnapshot:

@@ -8,32 +8,14 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from core.errors import ConfigError
+from core.methods import METHOD_FACTS, METHODS
 from core.serialization import from_known_fields
 
-Method = Literal["quick", "full", "lora", "bitfit", "head"]
-METHODS: tuple[str, ...] = ("quick", "full", "lora", "bitfit", "head")
+Method = Literal["quick", "full", "lora", "bitfit", "head", "adapter", "prompt"]
 
-METHOD_DESCRIPTIONS: dict[str, str] = {
-    "quick": "Reads each ticket once with the pretrained model and fits a simple classifier "
-    "on top. "
-    "A usable first model in about a minute.",
-    "full": "Fine-tunes the whole model on your tickets, starting from the quick model. "
-    "Most accurate; takes longest.",
-    "lora": "Fine-tunes small add-on weights (LoRA) inside the model. "
-    "Less memory, nearly as accurate.",
-    "bitfit": "Fine-tunes only the model's bias terms. Light and fast, a little less accurate.",
-    "head": "Keeps the pretrained model frozen and trains only the final classification layer.",
-}
-
-#: Learning rates that worked on ticket-like data without tuning (the head starts from the
-#: quick model, so full fine-tuning needs only a gentle rate).
-DEFAULT_LEARNING_RATES: dict[str, float] = {
-    "quick": 0.0,
-    "full": 5e-5,
-    "lora": 5e-4,
-    "bitfit": 1e-3,
-    "head": 1e-3,
-}
+#: Method descriptions and default learning rates live with the other method facts.
+METHOD_DESCRIPTIONS: dict[str, str] = {k: f.description for k, f in METHOD_FACTS.items()}
+DEFAULT_LEARNING_RATES: dict[str, float] = {k: f.learning_rate for k, f in METHOD_FACTS.items()}
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -64,6 +46,29 @@ class TrainConfig:
     lora_dropout: float = 0.1
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
+    #: adapter: width of each bottleneck layer (hidden → adapter_size → hidden).
+    adapter_size: int = 64
+    #: prompt: how many learned virtual tokens go in front of every ticket.
+    prompt_tokens: int = 20
+    #: Adversarial training (FGM): each step also learns from the batch with its word
+    #: embeddings pushed ``adversarial_epsilon`` along the normalised gradient, which makes the
+    #: model steadier against typos and odd spelling (see core/adversarial.py).
+    adversarial: bool = False
+    adversarial_epsilon: float = 1.0
+    #: Continual learning: the run folder whose model this run starts from (None: pretrained).
+    parent_run: str | None = None
+    #: Replay: earlier training tickets mixed in, as a share of the new training tickets. 0.5
+    #: keeps the new tickets the majority (they are what the analyst wants learned) while
+    #: each earlier label is still seen often enough not to be forgotten; 0 = no replay.
+    replay_fraction: float = 0.5
+    #: Distillation: the run folder of the teacher model (None: no distillation).
+    teacher_run: str | None = None
+    #: Distillation: how many of the teacher's first transformer layers the student keeps.
+    student_layers: int = 3
+    #: Distillation: softmax temperature of the teacher's soft labels (higher = softer).
+    distill_temperature: float = 3.0
+    #: Distillation: weight of the soft-label (KL) loss; the rest goes to the true labels (CE).
+    distill_alpha: float = 0.5
 
     def __post_init__(self) -> None:
         problems = list(self._problems())
@@ -99,6 +104,18 @@ class TrainConfig:
             yield f"device must be one of {', '.join(DEVICES)}"
         if self.lora_rank < 1 or self.lora_alpha < 1 or not (0 <= self.lora_dropout < 1):
             yield "LoRA rank and alpha must be at least 1 and dropout between 0 and 1"
+        if not (1 <= self.adapter_size <= 4096) or not (1 <= self.prompt_tokens <= 256):
+            yield "adapter size must be 1-4096 and prompt tokens 1-256"
+        if not (0 < self.adversarial_epsilon <= 100) or math.isnan(self.adversarial_epsilon):
+            yield f"adversarial epsilon must be between 0 and 100 (got {self.adversarial_epsilon})"
+        if not (0 <= self.replay_fraction <= 10) or math.isnan(self.replay_fraction):
+            yield f"replay share must be between 0 and 10 (got {self.replay_fraction})"
+        if self.parent_run and self.teacher_run:
+            yield "a run either continues an earlier run or distils one, not both"
+        if not (1 <= self.student_layers <= 48):
+            yield f"student layers must be between 1 and 48 (got {self.student_layers})"
+        if not (0.5 <= self.distill_temperature <= 20) or not (0 <= self.distill_alpha <= 1):
+            yield "distillation temperature must be 0.5-20 and its weight between 0 and 1"
         for name in ("validation_fraction", "test_fraction"):
             if not (0 < getattr(self, name) < 0.5):
                 yield f"{name.replace('_', ' ')} must be between 0 and 0.5"

@@ -30,6 +30,9 @@ from core.config import TrainConfig
 from core.report import TOKENS_PER_WORD
 
 CPU_TICKETS_PER_SECOND = {"full": 180.0, "lora": 230.0, "bitfit": 260.0, "head": 420.0}
+# Not yet measured (bench/bench_methods.py will): adapters back-propagate through every layer
+# like LoRA; prompt tuning also reads 20 more tokens per ticket.
+CPU_TICKETS_PER_SECOND |= {"adapter": 230.0, "prompt": 120.0}
 CPU_EMBED_PER_SECOND = 1700.0
 GPU_SPEEDUP = 15.0
 REFERENCE_TOKENS = 16.0

@@ -91,6 +91,9 @@ class ModelMeta:
     method: str
     normalize: bool = True
     pooling: str = "mean"
+    #: What the model keeps beside the plain encoder (adapters, a learned prompt); None for
+    #: none. Its format is documented in core/addons.py.
+    addon: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,7 +117,9 @@ class TicketClassifier(nn.Module):
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra) -> torch.Tensor:
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra)
-        pooled = mean_pool(out.last_hidden_state, attention_mask)
+        # A prompt-tuned encoder puts its virtual tokens first: pool the real tokens only.
+        hidden = out.last_hidden_state[:, -attention_mask.shape[1] :]
+        pooled = mean_pool(hidden, attention_mask)
         return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
     def forward(
@@ -151,14 +156,17 @@ def save_classifier(
     The files land in ``folder`` as they are written; to replace a model in one step, save
     into :func:`core.atomic.replace_folder` (as the pipeline does).
     """
+    from core.addons import plain_encoder, save_addon
+
     folder.mkdir(parents=True, exist_ok=True)
-    encoder = model.encoder
+    encoder = plain_encoder(model.encoder)
     encoder.config.id2label = dict(enumerate(meta.labels))
     encoder.config.label2id = {label: i for i, label in enumerate(meta.labels)}
     encoder.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     head = {k: v.detach().float().contiguous().cpu() for k, v in model.head.state_dict().items()}
     save_file(head, str(folder / HEAD_FILE))
+    save_addon(model, meta.addon, folder)
     atomic.write_json(folder / META_FILE, meta.to_dict())
 
 
@@ -173,6 +181,10 @@ def load_classifier(
     )
     model = TicketClassifier(encoder, len(meta.labels), normalize=meta.normalize)
     model.head.load_state_dict(load_file(str(folder / HEAD_FILE)))
+    if meta.addon:
+        from core.addons import load_addon
+
+        load_addon(model, meta.addon, folder)
     model.to(device).eval()
     return model, load_tokenizer(str(folder)), meta
 

@@ -51,6 +51,8 @@ class TrainingRequest:
     split_column: str | None = None
     source_name: str = ""
     test_source_name: str = ""
+    #: Extra tickets without labels; distillation learns the teacher's guesses on them too.
+    unlabelled_texts: tuple[str, ...] = ()
 
     def describe(self) -> dict[str, Any]:
         """What goes into the run's status so the runs list can show it before it finishes."""
@@ -59,6 +61,8 @@ class TrainingRequest:
             "model": self.config.model,
             "label_column": self.scheme.label_column,
             "source": self.source_name,
+            "parent_run": self.config.parent_run,
+            "teacher_run": self.config.teacher_run,
         }
 
 
@@ -102,6 +106,7 @@ def execute(
             cancel=cancel,
             checkpoint_dir=checkpoint,
             resume=resume,
+            unlabelled_texts=getattr(request, "unlabelled_texts", ()),
         )
     except CancelledWithBestModel as stopped:
         _keep_best_model(run, stopped, progress)
@@ -114,6 +119,7 @@ def execute(
     if use_onnx(outcome.placement):  # ONNX Runtime will score here: export once, now
         main_process_only(export_onnx, run.model_dir)  # on failure a note, and torch scores
     metrics = _metrics(split, outcome, evaluation.metrics, baseline.metrics)
+    metrics.update(outcome.extra_metrics)  # continual: both test sets; distillation
     metrics["training"]["processes"] = processes  # [distributed]
     run.write_json("metrics.json", metrics)
     shutil.rmtree(checkpoint, ignore_errors=True)  # finished: nothing left to resume
@@ -190,6 +196,10 @@ def _prepare_split(run: Run, request: TrainingRequest, progress: ProgressCallbac
     report = build_report(prepared, split=split, tokenizer=tokenizer)
     run.write_json("report.json", report.to_dict())
     _announce_report(report, progress)
+    if config.parent_run:  # continual learning: replay earlier tickets with the new ones
+        from core.continual import with_replay
+
+        split = with_replay(split, config)
     parts = [frame.assign(split=name) for name, frame in _split_frames(split)]
     run.write_frame(SPLIT_FILE, pd.concat(parts, ignore_index=True))
     sizes = split.sizes()

@@ -13,7 +13,8 @@ import os
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,9 @@ class TrainingOutcome:
     steps: int = 0
     best_validation_macro_f1: float | None = None
     best_epoch: float | None = None
+    #: Further results a method adds to metrics.json (continual: both test sets; distil:
+    #: teacher against student).
+    extra_metrics: dict[str, Any] = field(default_factory=dict)
 
 
 def choose_max_length(tokenizer: Any, texts: list[str]) -> int:
@@ -90,13 +94,34 @@ def train(
     cancel: threading.Event | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
+    unlabelled_texts: Sequence[str] = (),
 ) -> TrainingOutcome:
-    """Train on ``split`` as ``config`` says; the entry point for the pipeline and bench."""
-    trainer = TicketTrainer(
-        config, split, progress=progress, cancel=cancel, checkpoint_dir=checkpoint_dir
+    """Train on ``split`` as ``config`` says; the entry point for the pipeline and bench.
+
+    ``unlabelled_texts`` are extra tickets without labels (used by distillation only);
+    ``resume`` continues from the checkpoint saved in ``checkpoint_dir``.
+    """
+    trainer_class = trainer_class_for(config)
+    kwargs = {"unlabelled_texts": list(unlabelled_texts)} if config.teacher_run else {}
+    trainer = trainer_class(
+        config, split, progress=progress, cancel=cancel, checkpoint_dir=checkpoint_dir, **kwargs
     )
     trainer.resume = resume
     return trainer.train()
+
+
+def trainer_class_for(config: TrainConfig) -> type[TicketTrainer]:
+    """The one place that says which TicketTrainer runs a config (methods are hooks inside it;
+    continuing an earlier run and distilling one are subclasses)."""
+    if config.parent_run:
+        from core.continual import ContinualTrainer
+
+        return ContinualTrainer
+    if config.teacher_run:
+        from core.distill import DistillTrainer
+
+        return DistillTrainer
+    return TicketTrainer
 
 
 class CancelledWithBestModel(JobCancelledError):
@@ -158,6 +183,10 @@ class TicketTrainer:
         self.keeper: BestModelKeeper | None = None
         self.stopper: StopControl | None = None
         self.nan_guard: NanGuard | None = None
+        # Set by prepare_method() for adapter/prompt (see core/addons.py):
+        self.addon: dict[str, Any] | None = None
+        # Filled by subclasses, stored in metrics.json:
+        self.extra_metrics: dict[str, Any] = {}
 
     @property
     def label_ids(self) -> dict[str, int]:
@@ -165,7 +194,9 @@ class TicketTrainer:
 
     @property
     def meta(self) -> ModelMeta:
-        return ModelMeta(self.labels, self.max_length, self.config.model, self.config.method)
+        return ModelMeta(
+            self.labels, self.max_length, self.config.model, self.config.method, addon=self.addon
+        )
 
     def train(self) -> TrainingOutcome:
         config = self.config
@@ -205,6 +236,10 @@ class TicketTrainer:
             self.tokenizer, split.train["text"].tolist()
         )
         self.model = TicketClassifier(encoder, len(self.labels)).to(self.placement.device)
+        if config.method == "prompt":  # before the quick fit: the head fits prompted embeddings
+            from core.addons import add_prompt
+
+            self.addon = add_prompt(self.model, config.prompt_tokens)
         if config.class_weighting:
             weights = _class_weights(split.train["label"], self.labels)
             self.model.class_weights.copy_(torch.as_tensor(weights, dtype=torch.float32))
@@ -275,15 +310,23 @@ class TicketTrainer:
             except ValueError:  # an architecture peft has no default target modules for
                 lora.target_modules = "all-linear"
                 model.encoder = get_peft_model(model.encoder, lora)
-        elif config.method in ("bitfit", "head"):
+        elif config.method in ("bitfit", "head", "adapter"):
             for name, param in model.encoder.named_parameters():
                 param.requires_grad = config.method == "bitfit" and name.endswith("bias")
+            if config.method == "adapter":
+                from core.addons import add_adapters
+
+                self.addon = add_adapters(model, config.adapter_size)
+        elif config.method == "prompt" and self.addon is None:
+            from core.addons import add_prompt
+
+            self.addon = add_prompt(model, config.prompt_tokens)
 
     def build_trainer(self, output_dir: str) -> Trainer:
         """The Hugging Face Trainer with progress, stop and best-model callbacks."""
         config, split, placement = self.config, self.split, self.placement
         label_ids = self.label_ids
-        train_set = _encode(self.tokenizer, split.train, label_ids, self.max_length)
+        train_set = self.train_dataset()
         eval_set = _encode(self.tokenizer, split.validation, label_ids, self.max_length) or None
         steps_per_epoch = max(1, -(-len(train_set) // config.batch_size))
         eval_steps = max(1, steps_per_epoch // config.evaluations_per_epoch)
@@ -331,7 +374,7 @@ class TicketTrainer:
                 [labels[i] for i in truth], [labels[i] for i in predicted], labels
             )
 
-        trainer = Trainer(
+        trainer = self.trainer_class()(
             model=self.model,
             args=args,
             train_dataset=train_set,
@@ -344,6 +387,18 @@ class TicketTrainer:
         trainer.remove_callback(PrinterCallback)
         self.output_dir, self.hf_trainer = output_dir, trainer
         return trainer
+
+    def train_dataset(self) -> list[dict[str, Any]]:
+        """Tokenised training tickets with their label ids (distillation adds soft labels)."""
+        return _encode(self.tokenizer, self.split.train, self.label_ids, self.max_length)
+
+    def trainer_class(self) -> type[Trainer]:
+        """The Hugging Face Trainer class; adversarial training swaps in its training step."""
+        if self.config.adversarial:
+            from core.adversarial import adversarial_trainer
+
+            return adversarial_trainer(Trainer, self.config.adversarial_epsilon)
+        return Trainer
 
     def fine_tune(self) -> None:
         """Run the Trainer (from the saved checkpoint when resuming), then keep the best check.
@@ -397,6 +452,7 @@ class TicketTrainer:
             steps=trainer.state.global_step if trainer is not None else 0,
             best_validation_macro_f1=self.keeper.best_metric if self.keeper else None,
             best_epoch=self.keeper.best_epoch if self.keeper else None,
+            extra_metrics=self.extra_metrics,
         )
 
 
@@ -407,13 +463,22 @@ def _class_weights(train_labels: pd.Series, labels: list[str]) -> np.ndarray:
 
 
 def _head_from_probe(probe: LogisticRegression, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Logistic-regression coefficients as softmax-head weights in ``labels`` order."""
+    """Logistic-regression coefficients as softmax-head weights in ``labels`` order.
+
+    A label the probe never saw (distilling onto tickets that lack it) gets a zero row with a
+    bias well below the others: the head can still learn it, but starts by not predicting it.
+    """
     coef, intercept = probe.coef_.astype(np.float32), probe.intercept_.astype(np.float32)
     if coef.shape[0] == 1:  # binary: sklearn keeps one row; softmax over (-z/2, z/2) matches it
         coef = np.vstack([-coef / 2, coef / 2])
         intercept = np.array([-intercept[0] / 2, intercept[0] / 2], dtype=np.float32)
-    order = [list(probe.classes_).index(label) for label in labels]
-    return coef[order], intercept[order]
+    classes = list(probe.classes_)
+    weight = np.zeros((len(labels), coef.shape[1]), dtype=np.float32)
+    bias = np.full(len(labels), intercept.min() - 10.0, dtype=np.float32)
+    for row, label in enumerate(labels):
+        if label in classes:
+            weight[row], bias[row] = coef[classes.index(label)], intercept[classes.index(label)]
+    return weight, bias
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

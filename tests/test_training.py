@@ -20,7 +20,7 @@ def accuracy(outcome, split) -> float:
     return float((predicted == split.test["label"].to_numpy()).mean())
 
 
-@pytest.mark.parametrize("method", ["quick", "full", "lora", "bitfit", "head"])
+@pytest.mark.parametrize("method", ["quick", "full", "lora", "bitfit", "head", "adapter", "prompt"])
 def test_each_method_learns_the_topics(tiny_model_dir, method):
     """On keyword-separable tickets every method ends far above chance (1/3)."""
     split = topic_split()
@@ -50,7 +50,14 @@ def test_lora_is_merged_so_the_saved_encoder_is_plain(tiny_model_dir):
 
 @pytest.mark.parametrize(
     ("method", "encoder_trainable"),
-    [("full", "all"), ("bitfit", "biases"), ("head", "none"), ("lora", "lora")],
+    [
+        ("full", "all"),
+        ("bitfit", "biases"),
+        ("head", "none"),
+        ("lora", "lora"),
+        ("adapter", "none"),
+        ("prompt", "prompt"),
+    ],
 )
 def test_methods_choose_which_weights_train(tiny_model_dir, method, encoder_trainable):
     steps = TicketTrainer(TrainConfig(model=str(tiny_model_dir), method=method), topic_split())
@@ -65,6 +72,8 @@ def test_methods_choose_which_weights_train(tiny_model_dir, method, encoder_trai
         assert trainable and all(n.endswith("bias") for n in trainable)
     elif encoder_trainable == "none":
         assert trainable == []
+    elif encoder_trainable == "prompt":
+        assert trainable and all("prompt_encoder" in n for n in trainable)
     else:
         assert trainable and all("lora_" in n for n in trainable)
 

@@ -8,23 +8,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.config import (
-    DEFAULT_LEARNING_RATES,
-    MAX_MODEL_LENGTH,
-    METHOD_DESCRIPTIONS,
-    METHODS,
-    TrainConfig,
-)
+from core.config import DEFAULT_LEARNING_RATES, MAX_MODEL_LENGTH, TrainConfig
+from core.methods import METHOD_FACTS, METHODS
 
 BUILTIN = "Built-in: all-MiniLM-L6-v2 (works offline)"
 OTHER = "Another model: a Hugging Face id or a folder on this computer"
-METHOD_NAMES = {
-    "quick": "Quick",
-    "full": "Full fine-tuning",
-    "lora": "LoRA",
-    "bitfit": "BitFit (biases only)",
-    "head": "Final layer only",
-}
+METHOD_NAMES = {key: facts.title for key, facts in METHOD_FACTS.items()}
 KEEP = {"persist_state": "session"}  # settings survive a visit to another page
 DEFAULTS = TrainConfig()  # what an analyst gets by pressing Train: the form starts there
 
@@ -46,8 +35,9 @@ def model_and_method() -> tuple[str, str]:
         key="train_method",
         format_func=METHOD_NAMES.get,
         **KEEP,
-        captions=[METHOD_DESCRIPTIONS[m] for m in METHODS],
+        captions=[METHOD_FACTS[m].description for m in METHODS],
     )
+    st.caption(f"What we measured: {METHOD_FACTS[method].gist}")
     return model, method
 
 
@@ -119,6 +109,13 @@ def advanced(method: str) -> dict:
                 "Give rare labels more weight",
                 value=DEFAULTS.class_weighting,
                 key="train_class_weighting",
+                **KEEP,
+            ),
+            "adversarial": a.checkbox(
+                "Train against typos and odd spelling",
+                value=DEFAULTS.adversarial,
+                key="train_adversarial",
+                help="Each step also learns from slightly distorted tickets (slower, steadier).",
                 **KEEP,
             ),
         }
