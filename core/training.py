@@ -57,6 +57,7 @@ from core.split import DataSplit
 MIN_AUTO_LENGTH = 32
 LINEAR_PROBE_C = 10.0
 TRAINER_DIR_PREFIX = "tickettune-trainer-"
+UNCHECKPOINTED = ("prompt",)  # methods whose runs keep no resumable checkpoint (see build_trainer)
 
 
 @dataclass
@@ -330,7 +331,9 @@ class TicketTrainer:
         eval_set = _encode(self.tokenizer, split.validation, label_ids, self.max_length) or None
         steps_per_epoch = max(1, -(-len(train_set) // config.batch_size))
         eval_steps = max(1, steps_per_epoch // config.evaluations_per_epoch)
-        checkpoints = self.checkpoint_dir is not None
+        # Prompt tuning (peft) ties the virtual-token table to the word embeddings, which the
+        # Trainer's safetensors checkpoint refuses to save; such runs are not resumable.
+        checkpoints = self.checkpoint_dir is not None and config.method not in UNCHECKPOINTED
         labels = list(self.labels)
         args = TrainingArguments(
             output_dir=output_dir,
@@ -407,7 +410,8 @@ class TicketTrainer:
         weights (CancelledWithBestModel) so the run does not lose what it earned.
         """
         checkpoint = None
-        if self.resume and self.checkpoint_dir is not None:
+        saves = self.hf_trainer.args.save_strategy != "no"
+        if self.resume and self.checkpoint_dir is not None and saves:
             checkpoint = str(self.checkpoint_dir)
             self.keeper.load(self.checkpoint_dir)
         with contextlib.suppress(JobCancelledError):  # cancel during a check: handled below
