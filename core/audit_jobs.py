@@ -64,9 +64,10 @@ def audit_key(prepared: PreparedData, run_id: str = "") -> str:
     return digest.hexdigest()[:16]
 
 
-def check_auditable(prepared: PreparedData, config: AuditConfig = AuditConfig()) -> None:
+def check_auditable(prepared: PreparedData, config: AuditConfig | None = None) -> None:
     """DataError before any slow work: one label only, or a label with a single ticket."""
-    choose_folds(prepared.frame["label"].astype(str).tolist(), config.folds)
+    folds = (config or AuditConfig()).folds
+    choose_folds(prepared.frame["label"].astype(str).tolist(), folds)
 
 
 def load_cached(folder: str | Path, key: str) -> CachedAudit | None:
@@ -152,7 +153,7 @@ class AuditRunner:
         prepared: PreparedData,
         *,
         split: DataSplit | None = None,
-        config: AuditConfig = AuditConfig(),
+        config: AuditConfig | None = None,
         estimate_s: float = 60.0,
     ) -> None:
         """Start the audit unless one for ``key`` is already running."""
@@ -161,7 +162,7 @@ class AuditRunner:
             if job is not None and job.state == "running":
                 return
             job = self._jobs[key] = _Job(estimate_s)
-        args = (job, key, Path(folder), prepared, split, config)
+        args = (job, key, Path(folder), prepared, split, config or AuditConfig())
         threading.Thread(target=self._work, args=args, daemon=True, name="audit").start()
 
     def snapshot(self, key: str) -> AuditSnapshot | None:
@@ -199,7 +200,7 @@ class AuditRunner:
             state, error = "succeeded", ""
         except TicketTuneError as exc:
             state, error = "failed", str(exc)
-        except Exception as exc:  # noqa: BLE001 - the page shows why, the app keeps running
+        except Exception as exc:
             state, error = "failed", f"The check stopped: {type(exc).__name__}: {exc}"
         with job.lock:
             job.state, job.error, job.ended = state, error, time.monotonic()

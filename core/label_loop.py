@@ -88,9 +88,7 @@ def undo(folder: str | Path, current: LabelDecisions, index: int) -> LabelDecisi
     if not 0 <= index < len(current.decisions):
         raise ConfigError("That change is no longer in the list; it may have been undone already.")
     kept = current.decisions[:index] + current.decisions[index + 1 :]
-    return DecisionStore(folder).save(
-        replace(current, decisions=kept, version=current.version + 1)
-    )
+    return DecisionStore(folder).save(replace(current, decisions=kept, version=current.version + 1))
 
 
 def new_tickets(

@@ -2,7 +2,11 @@
 
 import streamlit as st
 
+from ui.audit_view import suspicious_labels
+from ui.compare_view import compare_view
 from ui.figures import loss_figure, validation_figure
+from ui.label_loop import apply_and_retrain, loop_for, pending_panel
+from ui.pairs_view import confused_pairs_view
 from ui.review_parts import automation, comparison, confusion, headline, load_evaluation
 from ui.state import get_run
 from ui.widgets import (
@@ -76,6 +80,17 @@ def curves(run) -> None:
             right.plotly_chart(validation_figure(evals), key="review_eval_chart")
 
 
+def fix_labels(run, evaluation) -> None:
+    st.header("Fix the labels and retrain")
+    loop = loop_for(run)
+    confused_pairs_view(evaluation, loop)
+    if loop is None:
+        return
+    suspicious_labels(loop)
+    pending_panel(loop, evaluation.id_columns)
+    apply_and_retrain(loop)
+
+
 def main() -> None:
     st.title("3 · Review the model")
     summary = run_picker("review_run", "Trained model")
@@ -86,6 +101,7 @@ def main() -> None:
     evaluation = load_evaluation(str(run.path), summary.finished_at)
     headline(run)
     comparison(run)
+    compare_view(run)
     per_class(evaluation)
     st.subheader("What gets mixed up")
     st.caption(
@@ -97,6 +113,7 @@ def main() -> None:
     st.subheader("How many tickets can it handle alone?")
     automation(run, evaluation)
     curves(run)
+    fix_labels(run, evaluation)
     st.page_link("pages/predict.py", label="Next: 4 Use the model", icon=":material/arrow_forward:")
 
 

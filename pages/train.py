@@ -5,6 +5,7 @@ import streamlit as st
 from core.config import TrainConfig
 from core.errors import ConfigError, TicketTuneError
 from core.estimate import estimate_training_seconds
+from core.label_loop import UPLOAD_FIELD
 from core.pipeline import TrainingRequest
 from core.report import TOKENS_PER_WORD
 from ui.data_flow import get_draft, prepare, scheme_from_draft, split_settings
@@ -33,7 +34,8 @@ def start(upload_id: str, draft: dict, config: TrainConfig, name: str) -> None:
         source_name=upload_filename(upload_id),
         test_source_name=upload_filename(test_id) if test_id else "",
     )
-    run_id = get_jobs().submit(request, name=name, status_fields=request.describe())
+    fields = {**request.describe(), UPLOAD_FIELD: upload_id}  # the review loop finds the file
+    run_id = get_jobs().submit(request, name=name, status_fields=fields)
     remember_run(run_id)
     st.rerun()
 

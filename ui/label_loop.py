@@ -15,8 +15,8 @@ import streamlit as st
 
 from core import label_loop as loop_core
 from core.decisions import (
-    Correction,
     CorrectedData,
+    Correction,
     Decision,
     Drop,
     Exclusion,
@@ -168,9 +168,7 @@ def apply_and_retrain(loop: Loop) -> None:
     )
     label = f"Apply {n} change{'s' if n != 1 else ''} and retrain"
     if st.button(label, key="loop_apply", type="primary", icon=":material/model_training:"):
-        fields = loop_core.retrain_fields(
-            request, loop.upload_id, loop.run, loop.decisions.version
-        )
+        fields = loop_core.retrain_fields(request, loop.upload_id, loop.run, loop.decisions.version)
         name = f"{loop.run.summary().name} · changes v{loop.decisions.version}"
         run_id = get_jobs().submit(request, name=name, status_fields=fields)
         remember_run(run_id)
@@ -187,9 +185,7 @@ def apply_and_retrain(loop: Loop) -> None:
 
 def decided_rows(loop: Loop) -> dict[int, Decision]:
     """Upload rows that already have a correction or exclusion (the latest one wins)."""
-    return {
-        d.row: d for d in loop.decisions.decisions if isinstance(d, Correction | Exclusion)
-    }
+    return {d.row: d for d in loop.decisions.decisions if isinstance(d, Correction | Exclusion)}
 
 
 def ticket_columns(frame: pd.DataFrame, ids: tuple[str, ...], rest: list[str]) -> pd.DataFrame:
