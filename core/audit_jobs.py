@@ -97,7 +97,6 @@ def _load_near(base: Path, meta: dict) -> NearDuplicateReport | None:
         return None
     parts = {k: frame[frame["kind"] == k].drop(columns="kind") for k in ("leakage", "conflict")}
     for part in parts.values():
-        part.dropna(axis=1, how="all", inplace=True)
         if "similarity" in part:
             part["similarity"] = pd.to_numeric(part["similarity"])
     return NearDuplicateReport(

@@ -6,12 +6,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.audit import AuditConfig
 from core.audit_jobs import AuditRunner, audit_key, check_auditable, load_cached
 from core.config import TrainConfig
 from core.decisions import Correction, Exclusion
 from core.errors import TicketTuneError
 from core.estimate import estimate_training_seconds
-from core.label_loop import run_split
+from core.label_loop import run_config, run_split
 from core.schema import PreparedData
 from ui.label_loop import Loop, add, decided_rows, labels_now, show_tickets
 from ui.widgets import fmt_duration
@@ -69,7 +70,8 @@ def _run_or_watch(loop: Loop, prepared: PreparedData, key: str) -> None:
         ):
             runner.forget(key)
             split = run_split(loop.run)
-            runner.start(key, loop.folder, prepared, split=split, estimate_s=seconds)
+            config = AuditConfig(model=run_config(loop.run).model)  # the run's own encoder
+            runner.start(key, loop.folder, prepared, split=split, config=config, estimate_s=seconds)
             st.rerun()
         return
     _watch(key)
