@@ -98,8 +98,8 @@ def test_a_confused_pair_previews_the_merge_and_records_it_then_undo(app_dir):
     tickets = at.get_by_key("pairs_tickets").dataframe[0].value
     assert {"sheet_row", "ticket_id", "text"} <= set(tickets.columns)
     merge_box = at.get_by_key("pairs_merge")
-    values = [m.value for m in merge_box.metric]
-    assert len(values) == 2 and all("→" in v for v in values)
+    labels = [m.label for m in merge_box.metric]
+    assert len(labels) == 2 and labels[0].startswith("Accuracy after (now ")
     at.button(key="pairs_merge_go").click().run()
     no_errors(at)
     saved = _store(run_id).load()

@@ -198,6 +198,9 @@ def show_tickets(frame: pd.DataFrame, key: str, **kwargs) -> None:
     show_table(
         frame,
         key=key,
-        column_config={"sheet_row": st.column_config.NumberColumn("row in file", format="%d")},
+        column_config={
+            "sheet_row": st.column_config.NumberColumn("row in file", format="%d"),
+            "confidence": st.column_config.NumberColumn("how sure", format="%.0f%%"),
+        },
         **kwargs,
     )

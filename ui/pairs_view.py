@@ -75,8 +75,8 @@ def _what_if(evaluation: Evaluation, change: LabelChange) -> bool:
         (cols[1], "macro_f1", "Macro-F1"),
     ):
         column.metric(
-            title,
-            f"{fmt_pct(projection.before[metric])} → {fmt_pct(projection.after[metric])}",
+            f"{title} after (now {fmt_pct(projection.before[metric])})",
+            fmt_pct(projection.after[metric]),
             delta=f"{projection.delta(metric) * 100:+.1f} pts",
         )
     st.caption(

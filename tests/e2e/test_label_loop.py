@@ -33,15 +33,35 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "assets" / "sample_tickets.csv"
 NEW_TICKETS = ROOT / "assets" / "sample_new_tickets.csv"
 RUN_NAME = "e2e label loop"
+SMALL_NAME = "small_tickets.csv"
+PER_LABEL = 25
 TRAIN_TIMEOUT_MS = 360_000
 AUDIT_TIMEOUT_MS = 360_000
 PAGE_TIMEOUT_MS = 90_000
 TICKETS = '[class*="st-key-audit_ticket_"]'
 
 
-def _train_quick(tab, ui) -> str:
+def _small_files(folder: Path) -> tuple[Path, Path]:
+    """25 tickets per label of the sample, some mislabelled, and 20 new tickets (the machine
+    is small and busy)."""
+    sample = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
+    small = sample[sample.groupby("category").cumcount() < PER_LABEL].reset_index(drop=True)
+    # Every 6th ticket gets the next label over: wrong labels to find, and mix-ups to see.
+    labels = sorted(small["category"].unique())
+    flipped = small.index % 6 == 5
+    small.loc[flipped, "category"] = [
+        labels[(labels.index(v) + 1) % len(labels)] for v in small.loc[flipped, "category"]
+    ]
+    new = pd.read_csv(NEW_TICKETS, dtype=str, keep_default_na=False).head(20)
+    paths = folder / SMALL_NAME, folder / "new_tickets.csv"
+    small.to_csv(paths[0], index=False)
+    new.to_csv(paths[1], index=False)
+    return paths
+
+
+def _train_quick(tab, ui, data: Path) -> str:
     ui.go(tab, "1 Data", "1 · Your tickets")
-    ui.upload(tab, SAMPLE, uploader_label="Upload your labelled tickets")
+    ui.upload(tab, data, uploader_label="Upload your labelled tickets")
     tab.get_by_text("What TicketTune found").wait_for(timeout=PAGE_TIMEOUT_MS)
     ui.settle(tab)
     tab.get_by_role("link", name="Next: 2 Train").click()
@@ -79,8 +99,9 @@ def _click_radio(tab, ui, box, option: str) -> None:
 
 
 def test_the_label_loop(app_server, tab, ui, tmp_path):
+    data, new_tickets = _small_files(tmp_path)
     ui.open(tab, app_server.url, "TicketTune")
-    run_id = _train_quick(tab, ui)
+    run_id = _train_quick(tab, ui, data)
     upload_id = Run(app_server.runs_dir / run_id).status()["upload_id"]
     store = DecisionStore(app_server.workspace_dir / "uploads" / upload_id)
 
@@ -88,14 +109,15 @@ def test_the_label_loop(app_server, tab, ui, tmp_path):
     tab.get_by_role("link", name="Review the results").click()
     ui.wait_for_title(tab, "3 · Review the model")
     tab.get_by_role("heading", name="Labels the model mixes up").scroll_into_view_if_needed()
-    expect(tab.locator(".st-key-pairs_table table")).to_be_visible()
+    expect(tab.locator(".st-key-pairs_table [data-testid='stDataFrame']")).to_be_visible()
     pair = tab.get_by_role("combobox", name="Look at a pair", exact=True).input_value()
     a, b = re.match(r"^(.+) ↔ (.+) \(\d+\)$", pair).groups()
     merge = tab.locator(".st-key-pairs_merge")
     expect(merge).to_contain_text(f"What if we merge {a} and {b}?")
     values = merge.get_by_test_id("stMetricValue").all_inner_texts()
-    assert len(values) == 2 and all(re.fullmatch(r"[\d.]+% → [\d.]+%", v) for v in values)
-    ids = tab.locator(".st-key-pairs_tickets table thead").inner_text()
+    assert len(values) == 2 and all(re.fullmatch(r"[\d.]+%", v) for v in values), values
+    assert merge.get_by_text(re.compile(r"^Accuracy after \(now [\d.]+%\)$")).is_visible()
+    ids = tab.locator(".st-key-pairs_tickets table thead").text_content()
     assert "row in file" in ids and "ticket_id" in ids, ids
     ui.screenshot(tab, "10-review-confused-pairs")
 
@@ -123,7 +145,7 @@ def test_the_label_loop(app_server, tab, ui, tmp_path):
     # 3. label three uncertain tickets of a scored file
     Run(app_server.runs_dir / run_id).save_automation_threshold(0.99)
     ui.go(tab, "4 Use the model", "4 · Use the model")
-    ui.upload(tab, NEW_TICKETS, uploader_label="New tickets")
+    ui.upload(tab, new_tickets, uploader_label="New tickets")
     tab.get_by_role("button", name="Label the file").wait_for(timeout=PAGE_TIMEOUT_MS)
     ui.settle(tab)
     tab.get_by_role("button", name="Label the file").click()
@@ -151,8 +173,8 @@ def test_the_label_loop(app_server, tab, ui, tmp_path):
     path = tmp_path / download_info.value.suggested_filename
     download_info.value.save_as(path)
     table = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
-    original = read_table(SAMPLE)
-    from_file = table[table[SOURCE_UPLOAD] == "sample_tickets.csv"]
+    original = read_table(data)
+    from_file = table[table[SOURCE_UPLOAD] == SMALL_NAME]
     by_row = dict(zip(from_file[SOURCE_ROW].astype(int), from_file["category"], strict=True))
     assert all(by_row[row] == label for row, label in corrections.items())
     assert third not in by_row and len(from_file) == len(original) - 1
@@ -167,11 +189,14 @@ def test_the_label_loop(app_server, tab, ui, tmp_path):
     # 5. the comparison: both runs, overall and per-label deltas
     ui.go(tab, "3 Review", "3 · Review the model")
     compare = tab.get_by_role("combobox", name="Compare this run with", exact=True)
-    assert compare.input_value().startswith(RUN_NAME) and "parent" in compare.input_value()
+    assert (
+        compare.input_value().startswith(RUN_NAME)
+        and "the run it came from" in compare.input_value()
+    )
     overall = tab.locator(".st-key-compare_overall").get_by_test_id("stMetricValue")
     values = overall.all_inner_texts()
     assert len(values) == 3 and all(re.fullmatch(r"[\d.]+% → [\d.]+%", v) for v in values)
-    expect(tab.locator(".st-key-compare_per_label table")).to_be_visible()
+    expect(tab.locator(".st-key-compare_per_label [data-testid='stDataFrame']")).to_be_visible()
     ui.screenshot(tab, "14-review-compare-runs")
     ui.assert_no_app_error(tab)
 
