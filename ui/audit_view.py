@@ -124,7 +124,8 @@ def _ticket_row(ticket: pd.Series, ids: tuple[str, ...], labels: list[str]):
         st.markdown(
             f"**Row {int(ticket['sheet_row'])}**{' · ' + named if named else ''} — label in the "
             f"file **{ticket['given_label']}**, the check suggests **{ticket['suggested_label']}** "
-            f"({ticket['suggested_probability']:.0%} vs {ticket['given_probability']:.0%})"
+            f"(how likely: {ticket['suggested_probability']:.0%}, against "
+            f"{ticket['given_probability']:.0%} for the file's label)"
         )
         st.caption(str(ticket["text"])[:300])
         left, right = st.columns([2, 1])

@@ -13,13 +13,19 @@ from core.decisions import NewTicket
 from core.errors import TicketTuneError
 from core.label_loop import new_tickets
 from core.runs import Run
-from core.schema import sheet_row
+from core.schema import guess_id_columns, sheet_row
 from core.scoring import NEEDS_REVIEW
 from ui.label_loop import add, labels_now, loop_for
 from ui.state import get_workspace
 
 SHOWN = 20
 _ERROR, _SAVED = "_unsure_error", "_unsure_upload"
+
+
+def uploaded_columns(scored: pd.DataFrame) -> list[str]:
+    """The scored file's own columns (those before the model's)."""
+    end = list(scored.columns).index("predicted_label")
+    return [str(c) for c in scored.columns[:end]]
 
 
 def _top3(ticket: pd.Series) -> str:
@@ -47,11 +53,13 @@ def label_uncertain(run: Run, scored: pd.DataFrame, uploaded, read_columns: list
         f"{len(unsure):,} tickets are below the threshold. Pick the right label and tick "
         "“add”: they join the training data of the next run (Review page → Apply and retrain)."
     )
+    ids = guess_id_columns(scored[uploaded_columns(scored)], exclude=read_columns)
     chosen: dict[int, str] = {}
     for row, ticket in unsure.head(SHOWN).iterrows():
         with st.container(border=True, key=f"unsure_{row}"):
             text = " · ".join(str(ticket[c]) for c in read_columns if pd.notna(ticket[c]))
-            st.markdown(f"**Row {sheet_row(int(row))}** — {text[:300]}")
+            named = "".join(f" · {c} {ticket[c]}" for c in ids)
+            st.markdown(f"**Row {sheet_row(int(row))}**{named} — {text[:300]}")
             left, mid, right = st.columns([2, 3, 1], vertical_alignment="center")
             guess = ticket["predicted_label"]
             label = left.selectbox(
@@ -62,7 +70,7 @@ def label_uncertain(run: Run, scored: pd.DataFrame, uploaded, read_columns: list
                 label_visibility="collapsed",
             )
             mid.caption(f"Model's top 3: {_top3(ticket)}")
-            if right.checkbox("add", key=f"unsure_add_{row}"):
+            if right.checkbox("add", key=f"unsure_add_{row}", help="Add it to the training data"):
                 chosen[int(row)] = label
     n = len(chosen)
     st.button(
