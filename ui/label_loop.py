@@ -97,7 +97,8 @@ def describe(decision: Decision, table: pd.DataFrame, ids: tuple[str, ...]) -> s
         return f"Drop label **{decision.label}** (its tickets are left out)"
     if isinstance(decision, NewTicket):
         text = " · ".join(decision.texts.values())[:70]
-        return f"Add a new ticket as **{decision.label}**: “{text}”"
+        source = _source(decision)
+        return f"Add a new ticket as **{decision.label}**{source}: “{text}”"
     where = _ticket_name(decision.row, table, ids)
     if isinstance(decision, Correction):
         old = f"{decision.old_label} → " if decision.old_label else ""
@@ -105,6 +106,15 @@ def describe(decision: Decision, table: pd.DataFrame, ids: tuple[str, ...]) -> s
     if isinstance(decision, Exclusion):
         return f"{where}: leave this ticket out" + (f" ({decision.reason})" if decision else "")
     return str(decision)
+
+
+def _source(ticket: NewTicket) -> str:
+    try:
+        name = upload_filename(ticket.upload) if ticket.upload else ""
+    except TicketTuneError:
+        name = ""
+    where = f" row {sheet_row(ticket.row)}" if ticket.row is not None else ""
+    return f" (from {name}{where})" if name else ""
 
 
 def _ticket_name(row: int, table: pd.DataFrame, ids: tuple[str, ...]) -> str:
