@@ -40,7 +40,11 @@ def compare_view(run: Run) -> None:
     before = load_evaluation(str(before_run.path), by_id[chosen].finished_at)
     after = load_evaluation(str(run.path), run.summary().finished_at)
     result = compare_runs(before, after)
-    st.caption(f"Before: **{by_id[chosen].name}** · After: **{run.summary().name}** (this run)")
+    st.caption(
+        f"Before: **{by_id[chosen].name}** · After: **{run.summary().name}** (this run). "
+        "When label changes moved tickets in or out, the two runs were tested on somewhat "
+        "different tickets; the list of changed predictions covers the tickets both have."
+    )
     with st.container(key="compare_overall"):
         cols = st.columns(len(result.overall))
         for column, row in zip(cols, result.overall.itertuples(), strict=True):
@@ -56,7 +60,7 @@ def compare_view(run: Run) -> None:
         column_config={
             "f1_before": percent_column("F1 before"),
             "f1_after": percent_column("F1 after"),
-            "f1_delta": percent_column("change (pts)"),
+            "f1_delta": st.column_config.NumberColumn("change", format="%+.1f pts"),
             "support_before": st.column_config.NumberColumn("test tickets before"),
             "support_after": st.column_config.NumberColumn("test tickets after"),
         },
