@@ -224,3 +224,19 @@ def test_uncertain_tickets_are_labelled_on_the_use_page_and_added(app_dir):
     assert workspace.load_upload(added[0].upload)[1] == "new.csv"
     left = {c.key for c in at.checkbox if c.key and c.key.startswith("unsure_add_")}
     assert len(left) == 5
+
+
+def test_the_data_page_says_label_changes_are_saved_for_the_file(app_dir):
+    run_id = _run_id(app_dir)
+    folder = _upload_folder(run_id)
+    from core.label_loop import current_decisions, run_scheme
+
+    run = RunStore().get(run_id)
+    upload_id = run.status()[UPLOAD_FIELD]
+    record(folder, current_decisions(folder, run_scheme(run), upload_id), Exclusion(row=2))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["data"] = upload_id
+    at.run()
+    at.switch_page("pages/data.py").run()
+    no_errors(at)
+    assert any("1 change to the labels of this file is saved" in i.value for i in at.info)

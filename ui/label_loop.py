@@ -18,6 +18,7 @@ from core.decisions import (
     CorrectedData,
     Correction,
     Decision,
+    DecisionStore,
     Drop,
     Exclusion,
     LabelDecisions,
@@ -213,4 +214,18 @@ def show_tickets(frame: pd.DataFrame, key: str, **kwargs) -> None:
             "confidence": st.column_config.NumberColumn("how sure", format="%.0f%%"),
         },
         **kwargs,
+    )
+
+
+def saved_changes_note(upload_id: str) -> None:
+    """On the Data page: label changes saved for this file wait on the Review page."""
+    saved = DecisionStore(get_workspace().folder(upload_id)).load()
+    if saved is None or not saved.decisions:
+        return
+    n = len(saved.decisions)
+    st.info(
+        f"{n} change{'s' if n != 1 else ''} to the labels of this file "
+        f"{'are' if n != 1 else 'is'} saved (from reviewing a model). The file itself is "
+        "unchanged; apply them with “Apply and retrain” on the Review page.",
+        icon=":material/edit_note:",
     )
