@@ -7,7 +7,15 @@ from ui.compare_view import compare_view
 from ui.figures import loss_figure, validation_figure
 from ui.label_loop import apply_and_retrain, loop_for, pending_panel
 from ui.pairs_view import confused_pairs_view
-from ui.review_parts import automation, comparison, confusion, headline, load_evaluation
+from ui.review_parts import (
+    ROW_COLUMN,
+    automation,
+    comparison,
+    confusion,
+    headline,
+    load_evaluation,
+    where_columns,
+)
 from ui.state import get_run
 from ui.widgets import (
     as_percent,
@@ -47,7 +55,8 @@ def mistakes(run, evaluation) -> None:
         "Tickets the model got wrong while being sure. Often the label in the file is "
         "the one that is wrong."
     )
-    wrong = evaluation.confident_mistakes(20)[MISTAKE_COLUMNS]
+    wrong = evaluation.confident_mistakes(20)
+    wrong = wrong[MISTAKE_COLUMNS + where_columns(wrong, evaluation)]
     show_table(
         as_percent(wrong, ["confidence"]),
         key="review_mistakes",
@@ -55,6 +64,7 @@ def mistakes(run, evaluation) -> None:
             "confidence": sureness_column(),
             "label": "label in file",
             "top2_label": "second choice",
+            **ROW_COLUMN,
         },
     )
     all_wrong = evaluation.predictions[~evaluation.predictions["correct"]]

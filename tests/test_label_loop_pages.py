@@ -125,6 +125,9 @@ def test_the_label_audit_runs_in_the_background_and_records_decisions(app_dir):
         time.sleep(0.5)
         at.run()
         no_errors(at)
+    checked = at.get_by_key("audit_all").dataframe[0].value
+    assert list(checked.columns[:3]) == ["sheet_row", "ticket_id", "text"]
+    assert len(checked) == len(_frame())
     rows = sorted(int(k.rsplit("_", 1)[1]) for k in _keys(at) if k.startswith("audit_action_"))
     first, second, third = rows[:3]
     at.radio(key=f"audit_action_{first}").set_value("change the label")

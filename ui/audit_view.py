@@ -3,6 +3,8 @@ upload) with keep / change / exclude per ticket, and the near-duplicate tickets.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -15,7 +17,7 @@ from core.estimate import estimate_training_seconds
 from core.label_loop import run_config, run_split
 from core.schema import PreparedData
 from ui.label_loop import Loop, add, decided_rows, labels_now, show_tickets
-from ui.widgets import fmt_duration
+from ui.widgets import csv_download, fmt_duration
 
 PAGE_SIZE = 10
 KEEP, CHANGE, EXCLUDE = "keep", "change the label", "leave it out"
@@ -100,6 +102,7 @@ def review_tickets(loop: Loop, tickets: pd.DataFrame, ids: tuple[str, ...]) -> N
         f"**{len(tickets):,} tickets checked**, {int(tickets['flagged'].sum())} clearly "
         f"suspicious; {len(decided)} already decided."
     )
+    all_tickets(tickets, ids, loop)
     labels = labels_now(loop)
     page = open_.head(PAGE_SIZE)
     choices = {}
@@ -115,6 +118,27 @@ def review_tickets(loop: Loop, tickets: pd.DataFrame, ids: tuple[str, ...]) -> N
     ):
         add(loop, *decisions, message=f"Recorded {len(decisions)} label decisions.")
         st.rerun()
+
+
+AUDIT_COLUMNS = ["text", "given_label", "suggested_label", "score"]
+
+
+def all_tickets(tickets: pd.DataFrame, ids: tuple[str, ...], loop: Loop) -> None:
+    """Every checked ticket, most suspicious first, to browse or download."""
+    shown = tickets[[c for c in ("sheet_row", *ids) if c in tickets] + AUDIT_COLUMNS]
+    with st.expander("All checked tickets, most suspicious first"):
+        show_tickets(
+            shown.rename(columns={"given_label": "label in file", "suggested_label": "suggested"}),
+            key="audit_all",
+        )
+        st.caption("Score: how well the label in the file fits (0 = surely wrong, 1 = fits).")
+        csv_download(
+            "Download the checked tickets (CSV)",
+            shown,
+            f"{Path(loop.filename).stem}-label-check.csv",
+            key="audit_download",
+        )
+    st.markdown("**Decide on the most suspicious ones** (decided tickets leave the list):")
 
 
 def _ticket_row(ticket: pd.Series, ids: tuple[str, ...], labels: list[str]):
