@@ -125,8 +125,11 @@ def test_the_label_loop(app_server, tab, ui, tmp_path):
     start = tab.get_by_role("button", name=re.compile(r"^Check every label"))
     start.scroll_into_view_if_needed()
     start.click()
-    tab.locator(".st-key-audit_record").wait_for(timeout=AUDIT_TIMEOUT_MS)
+    done = tab.locator(".st-key-audit_record").or_(tab.get_by_test_id("stAlertContentError"))
+    done.first.wait_for(timeout=AUDIT_TIMEOUT_MS)
     ui.settle(tab)
+    errors = tab.get_by_test_id("stAlertContentError")
+    assert errors.count() == 0, errors.first.inner_text()
     tickets = tab.locator(TICKETS)
     rows = [int(c.rsplit("_", 1)[1]) for c in _key_classes(tickets, "audit_ticket_")]
     first, second, third = rows[:3]
