@@ -86,6 +86,10 @@ class Workspace:
         self.prune(keep_id=upload_id)
         return upload_id
 
+    def folder(self, upload_id: str) -> Path:
+        """The upload's folder, where what belongs to it (label decisions, audits) is kept."""
+        return self._folder(upload_id)
+
     def load_upload(self, upload_id: str) -> tuple[bytes, str]:
         """The bytes and file name of an upload; DataError if it is gone."""
         folder = self._folder(upload_id)

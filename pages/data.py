@@ -17,6 +17,7 @@ from ui.data_flow import (
 )
 from ui.data_widgets import label_editor, seed_widgets, show_report
 from ui.encoding_choice import table_with_encoding_choice
+from ui.label_loop import saved_changes_note
 from ui.safe_text import md
 from ui.split_choice import split
 from ui.state import current_upload_id, upload_filename
@@ -107,6 +108,7 @@ def main() -> None:
     st.caption(
         f"**{md(upload_filename(upload_id))}**: {len(table):,} rows, {len(table.columns)} columns"
     )
+    saved_changes_note(upload_id)
     with st.expander("Preview", expanded=False):
         show_table(table.head(50), key="data_preview")
     draft = get_draft(upload_id, table)

@@ -12,6 +12,7 @@ from ui.html import highlight_words, label_block, legend
 from ui.safe_text import md
 from ui.serve_hint import show_serve_hint
 from ui.state import get_predictor, get_run, max_upload_bytes
+from ui.uncertain_view import label_uncertain
 from ui.widgets import (
     as_percent,
     csv_download,
@@ -111,6 +112,9 @@ def batch(run, predictor) -> None:
         scored = score(predictor, table, columns, threshold)
         st.session_state["_predict_scored"] = (uploaded.file_id, run.id, scored)
     show_scored(run, uploaded)
+    scored = st.session_state.get("_predict_scored")
+    if scored and scored[0] == uploaded.file_id and scored[1] == run.id:
+        label_uncertain(run, scored[2], uploaded, columns)
 
 
 def score(predictor, table, columns: list[str], threshold: float | None):

@@ -2,8 +2,20 @@
 
 import streamlit as st
 
+from ui.audit_view import suspicious_labels
+from ui.compare_view import compare_view
 from ui.figures import loss_figure, validation_figure
-from ui.review_parts import automation, comparison, confusion, headline, load_evaluation
+from ui.label_loop import apply_and_retrain, loop_for, pending_panel
+from ui.pairs_view import confused_pairs_view
+from ui.review_parts import (
+    ROW_COLUMN,
+    automation,
+    comparison,
+    confusion,
+    headline,
+    load_evaluation,
+    where_columns,
+)
 from ui.state import get_run
 from ui.widgets import (
     as_percent,
@@ -43,7 +55,8 @@ def mistakes(run, evaluation) -> None:
         "Tickets the model got wrong while being sure. Often the label in the file is "
         "the one that is wrong."
     )
-    wrong = evaluation.confident_mistakes(20)[MISTAKE_COLUMNS]
+    wrong = evaluation.confident_mistakes(20)
+    wrong = wrong[MISTAKE_COLUMNS + where_columns(wrong, evaluation)]
     show_table(
         as_percent(wrong, ["confidence"]),
         key="review_mistakes",
@@ -51,6 +64,7 @@ def mistakes(run, evaluation) -> None:
             "confidence": sureness_column(),
             "label": "label in file",
             "top2_label": "second choice",
+            **ROW_COLUMN,
         },
     )
     all_wrong = evaluation.predictions[~evaluation.predictions["correct"]]
@@ -76,6 +90,17 @@ def curves(run) -> None:
             right.plotly_chart(validation_figure(evals), key="review_eval_chart")
 
 
+def fix_labels(run, evaluation) -> None:
+    st.header("Fix the labels and retrain")
+    loop = loop_for(run)
+    confused_pairs_view(evaluation, loop)
+    if loop is None:
+        return
+    suspicious_labels(loop)
+    pending_panel(loop, evaluation.id_columns)
+    apply_and_retrain(loop)
+
+
 def main() -> None:
     st.title("3 · Review the model")
     summary = run_picker("review_run", "Trained model")
@@ -86,6 +111,7 @@ def main() -> None:
     evaluation = load_evaluation(str(run.path), summary.finished_at)
     headline(run)
     comparison(run)
+    compare_view(run)
     per_class(evaluation)
     st.subheader("What gets mixed up")
     st.caption(
@@ -97,6 +123,7 @@ def main() -> None:
     st.subheader("How many tickets can it handle alone?")
     automation(run, evaluation)
     curves(run)
+    fix_labels(run, evaluation)
     st.page_link("pages/predict.py", label="Next: 4 Use the model", icon=":material/arrow_forward:")
 
 

@@ -5,6 +5,7 @@ import streamlit as st
 from core.config import TrainConfig
 from core.errors import ConfigError, TicketTuneError
 from core.estimate import estimate_training_seconds, mean_tokens_from_report
+from core.label_loop import UPLOAD_FIELD
 from core.pipeline import TrainingRequest
 from ui.auth import current_user
 from ui.data_flow import get_draft, prepare, scheme_from_draft, split_settings
@@ -34,7 +35,7 @@ def start(upload_id: str, draft: dict, config: TrainConfig, name: str) -> None:
         source_name=upload_filename(upload_id),
         test_source_name=upload_filename(test_id) if test_id else "",
     )
-    fields = {**request.describe(), "started_by": current_user()}
+    fields = {**request.describe(), "started_by": current_user(), UPLOAD_FIELD: upload_id}
     run_id = get_jobs().submit(request, name=name, status_fields=fields)
     remember_run(run_id)
     st.rerun()

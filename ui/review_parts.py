@@ -146,11 +146,24 @@ def confusion(evaluation: Evaluation) -> None:
         f"**{len(tickets)} test tickets** labelled *{md(true)}* that the model "
         f"predicted as *{md(predicted)}*:"
     )
+    columns = ["text", "confidence", "top2_label", *where_columns(tickets, evaluation)]
     show_table(
-        as_percent(tickets[["text", "confidence", "top2_label"]], ["confidence"]),
+        as_percent(tickets[columns], ["confidence"]),
         key="review_cell_tickets",
-        column_config={"confidence": sureness_column(), "top2_label": "second choice"},
+        column_config={
+            "confidence": sureness_column(),
+            "top2_label": "second choice",
+            **ROW_COLUMN,
+        },
     )
+
+
+ROW_COLUMN = {"sheet_row": st.column_config.NumberColumn("row in file", format="%d")}
+
+
+def where_columns(tickets: pd.DataFrame, evaluation: Evaluation) -> list[str]:
+    """The spreadsheet row and the file's id columns, where the tickets have them."""
+    return [c for c in ("sheet_row", *evaluation.id_columns) if c in tickets]
 
 
 def automation(run: Run, evaluation: Evaluation) -> None:
