@@ -245,7 +245,9 @@ def test_micro_batcher_scores_waiting_requests_together():
     # browser tests ran first in the same process) makes asyncio.run refuse.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         results = pool.submit(asyncio.run, scenario()).result(timeout=60)
-    assert calls == [1, 10]
+    # The first request is scored alone; the ten that waited meanwhile go in far fewer passes
+    # than ten (exactly how many depends on thread timing on a busy machine).
+    assert calls[0] == 1 and sum(calls) == 11 and len(calls) <= 3, calls
     assert [float(r[0, 0]) for r in results] == [1.0, *range(1, 11)]
 
 
