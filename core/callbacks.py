@@ -194,6 +194,25 @@ class BestModelKeeper(TrainerCallback):
         self._best_state: dict[str, torch.Tensor] | None = None
         self._bad_evals = 0
         self.stopped_early = False
+        # The floor: the weights training started from (the quick model) and their validation
+        # score. restore_best() goes back to them when fine-tuning never beat them.
+        self.floor_metric: float | None = None
+        self._floor_state: dict[str, torch.Tensor] | None = None
+        self.kept_floor = False
+
+    def set_floor(self, metric: float) -> None:
+        """Remember the current trainable weights as the model to keep unless beaten.
+
+        Why: with few tickets per label, fine-tuning can end below the quick model it started
+        from; the run then keeps the quick model instead of shipping the worse one. Patience
+        still counts fine-tuning's own evaluations only, so early checks during warm-up do not
+        stop a run that will overtake the quick model later.
+        """
+        self.floor_metric = metric
+        self._floor_state = self._trainable_state()
+
+    def _trainable_state(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         value = (metrics or {}).get(METRIC)
@@ -205,9 +224,7 @@ class BestModelKeeper(TrainerCallback):
                 state.global_step,
                 state.epoch,
             )
-            self._best_state = {
-                n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad
-            }
+            self._best_state = self._trainable_state()
             self._bad_evals = 0
             return
         self._bad_evals += 1
@@ -248,10 +265,16 @@ class BestModelKeeper(TrainerCallback):
         return self._best_state is not None
 
     def restore_best(self) -> bool:
-        if self._best_state is None:
+        """Put the best weights back: the best check, or the floor when nothing beat it."""
+        floor_wins = self._floor_state is not None and (
+            self.best_metric is None or self.floor_metric > self.best_metric
+        )
+        self.kept_floor = floor_wins
+        state = self._floor_state if floor_wins else self._best_state
+        if state is None:
             return False
         params = dict(self.model.named_parameters())
         with torch.no_grad():
-            for name, value in self._best_state.items():
+            for name, value in state.items():
                 params[name].copy_(value.to(params[name].device))
         return True

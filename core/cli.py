@@ -19,6 +19,7 @@ from core.auth import cmd_hash_password
 from core.config import METHODS, TrainConfig
 from core.errors import TicketTuneError
 from core.jobs import JobManager, JobSnapshot
+from core.model_choice import model_choice_note
 from core.runs import RunStore
 from core.schema import LabelScheme
 from core.tables import read_table
@@ -190,6 +191,9 @@ def _run_job(manager: JobManager, start) -> int:
     if snapshot.state != "succeeded":
         print(f"error: run {run_id} {snapshot.state}: {snapshot.reason}", file=sys.stderr)
         return 1
+    note = model_choice_note(snapshot.result or {})
+    if note:
+        print(note, file=sys.stderr)
     print(json.dumps(snapshot.result))
     return 0
 

@@ -266,6 +266,8 @@ def _metrics(
             "steps": outcome.steps,
             "best_validation_macro_f1": outcome.best_validation_macro_f1,
             "best_epoch": outcome.best_epoch,
+            "quick_validation_macro_f1": outcome.quick_validation_macro_f1,
+            "kept_quick": outcome.kept_quick,
             "max_length": outcome.meta.max_length,
             "device": outcome.placement.describe(),
             "labels": len(labels),
@@ -290,4 +292,7 @@ def _result(run: Run, metrics: dict[str, Any], total_seconds: float) -> dict[str
         "train_seconds": metrics["training"]["train_seconds"],
         "total_seconds": round(total_seconds, 1),
         "stop_reason": metrics["training"]["stop_reason"],
+        "kept_quick": bool(metrics["training"].get("kept_quick")),
+        "best_validation_macro_f1": metrics["training"].get("best_validation_macro_f1"),
+        "quick_validation_macro_f1": metrics["training"].get("quick_validation_macro_f1"),
     }

@@ -75,6 +75,10 @@ class TrainingOutcome:
     steps: int = 0
     best_validation_macro_f1: float | None = None
     best_epoch: float | None = None
+    #: Validation macro-F1 of the quick model fine-tuning started from (None: no validation).
+    quick_validation_macro_f1: float | None = None
+    #: True when fine-tuning never beat the quick model on validation and the run keeps it.
+    kept_quick: bool = False
     #: Further results a method adds to metrics.json (continual: both test sets; distil:
     #: teacher against student).
     extra_metrics: dict[str, Any] = field(default_factory=dict)
@@ -178,6 +182,7 @@ class TicketTrainer:
         # Set by embed() and fit_head():
         self.embeddings: dict[str, np.ndarray] = {}
         self.quick_test_probabilities: np.ndarray | None = None
+        self.quick_validation_macro_f1: float | None = None
         # Set by build_trainer():
         self.output_dir: str | None = None
         self.hf_trainer: Trainer | None = None
@@ -296,6 +301,22 @@ class TicketTrainer:
         test = self.embeddings["test"]
         logits = test @ weight.T + bias if len(test) else np.zeros((0, len(self.labels)))
         self.quick_test_probabilities = _softmax(logits)
+        self.quick_validation_macro_f1 = self.head_validation_macro_f1()
+
+    def head_validation_macro_f1(self) -> float | None:
+        """Validation macro-F1 of the model as it stands before fine-tuning (the quick model):
+        its head over the frozen embeddings. None without validation tickets."""
+        validation = self.split.validation
+        if not len(validation):
+            return None
+        weight = self.model.head.weight.detach().float().cpu().numpy()
+        bias = self.model.head.bias.detach().float().cpu().numpy()
+        predicted = (self.embeddings["validation"] @ weight.T + bias).argmax(axis=1)
+        labels = self.labels
+        scores = compute_metrics(
+            validation["label"].tolist(), [labels[i] for i in predicted], labels
+        )
+        return scores["macro_f1"]
 
     def prepare_method(self) -> None:
         """Choose which weights train: all (full), LoRA adapters, biases (BitFit) or the head."""
@@ -411,6 +432,8 @@ class TicketTrainer:
         """
         checkpoint = None
         saves = self.hf_trainer.args.save_strategy != "no"
+        if self.quick_validation_macro_f1 is not None:
+            self.keeper.set_floor(self.quick_validation_macro_f1)
         if self.resume and self.checkpoint_dir is not None and saves:
             checkpoint = str(self.checkpoint_dir)
             self.keeper.load(self.checkpoint_dir)
@@ -419,7 +442,7 @@ class TicketTrainer:
         if self.nan_guard.diverged:
             raise TrainingDivergedError()
         if self.cancel.is_set():
-            if self.keeper.restore_best():
+            if self.keeper.has_best and self.keeper.restore_best():
                 raise CancelledWithBestModel(self)
             raise JobCancelledError()
         self.keeper.restore_best()
@@ -456,6 +479,8 @@ class TicketTrainer:
             steps=trainer.state.global_step if trainer is not None else 0,
             best_validation_macro_f1=self.keeper.best_metric if self.keeper else None,
             best_epoch=self.keeper.best_epoch if self.keeper else None,
+            quick_validation_macro_f1=self.quick_validation_macro_f1,
+            kept_quick=bool(self.keeper and self.keeper.kept_floor),
             extra_metrics=self.extra_metrics,
         )
 

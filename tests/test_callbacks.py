@@ -142,3 +142,23 @@ def test_checkpoint_mirror_swaps_whole_checkpoints_and_survives_a_full_disk(tmp_
     assert restored.best_metric == 0.5 and restored.best_step == 3
     assert restored.restore_best()
     assert torch.equal(restored.model.weight, model.weight)
+
+
+def test_the_starting_weights_are_kept_when_no_check_beats_them():
+    """The floor (the quick model fine-tuning started from) wins over worse checks only."""
+    model = torch.nn.Linear(2, 2)
+    start = model.weight.detach().clone()
+    keeper, control = BestModelKeeper(model, patience=0), TrainerControl()
+    keeper.set_floor(0.9)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    keeper.on_evaluate(ARGS, state(1), control, metrics={"eval_macro_f1": 0.7})
+    assert keeper.restore_best() and keeper.kept_floor
+    assert torch.equal(model.weight, start)
+
+    with torch.no_grad():
+        model.weight.add_(2.0)
+    better = model.weight.detach().clone()
+    keeper.on_evaluate(ARGS, state(2), control, metrics={"eval_macro_f1": 0.95})
+    assert keeper.restore_best() and not keeper.kept_floor
+    assert torch.equal(model.weight, better)

@@ -662,3 +662,25 @@ def test_stopped_early_run_is_marked_offered_to_resume_and_usable(with_trained_r
 
     assert get_jobs().snapshot(with_trained_run).run_id == with_trained_run
     assert any("resume" in m.lower() for _, m in get_jobs().snapshot(with_trained_run).events)
+
+
+def test_review_says_when_a_run_kept_the_quick_model(tiny_model_dir, isolated_app):
+    """A learning rate that wrecks fine-tuning: the run keeps the quick model and the Review
+    page says so, with both validation scores."""
+    manager = JobManager(RunStore(isolated_app), execute)
+    request = TrainingRequest(
+        ticket_frame(),
+        LabelScheme(("subject", "body"), "category"),
+        TrainConfig(model=str(tiny_model_dir), method="full", epochs=1, batch_size=8,
+                    learning_rate=0.5, early_stopping_patience=0),
+        source_name="tickets.csv",
+    )  # fmt: skip
+    run_id = manager.submit(request, name="wrecked", status_fields=request.describe())
+    snapshot = manager.wait(run_id, timeout=240)
+    manager.shutdown()
+    assert snapshot.state == "succeeded", snapshot.reason
+    assert snapshot.result["kept_quick"], snapshot.result
+    at = open_page("pages/review.py")
+    no_errors(at)
+    notes = " ".join(i.value for i in at.info)
+    assert "keeps the quick model" in notes and "validation macro-F1: quick" in notes

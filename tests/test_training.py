@@ -186,3 +186,28 @@ def test_max_length_follows_the_data(tiny_model_dir):
     long = ["word " * 400] * 50
     assert choose_max_length(tokenizer, long) == 402
     assert choose_max_length(tokenizer, ["word " * 900] * 50) == 512
+
+
+def test_a_run_keeps_the_quick_model_when_fine_tuning_ends_below_it(tiny_model_dir):
+    """A learning rate that wrecks the encoder: fine-tuning never beats the quick model on
+    validation, so the run ships the quick model (same test labels) and says so."""
+    split = topic_split()
+    config = TrainConfig(
+        model=str(tiny_model_dir), epochs=2, batch_size=8, learning_rate=0.5,
+        early_stopping_patience=0,
+    )  # fmt: skip
+    outcome = train(config, split)
+    assert outcome.quick_validation_macro_f1 is not None
+    assert outcome.best_validation_macro_f1 < outcome.quick_validation_macro_f1
+    assert outcome.kept_quick
+    np.testing.assert_array_equal(
+        outcome.test_probabilities.argmax(axis=1), outcome.quick_test_probabilities.argmax(axis=1)
+    )
+
+
+def test_the_kept_model_follows_the_validation_scores(tiny_model_dir):
+    config = TrainConfig(model=str(tiny_model_dir), epochs=4, batch_size=16)
+    outcome = train(config, topic_split())
+    assert outcome.kept_quick == (
+        outcome.quick_validation_macro_f1 > outcome.best_validation_macro_f1
+    )

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from core.evaluation import Evaluation
+from core.model_choice import model_choice_note
 from core.runs import Run
 from ui.figures import confusion_figure, coverage_figure, most_confused_labels
 from ui.safe_text import md
@@ -52,6 +53,9 @@ def headline(run: Run) -> None:
             f"Fine-tuning added **{over_quick:+.1f} points** of macro-F1 over the quick model "
             f"({fmt_pct(quick.get('macro_f1'))})."
         )
+    note = model_choice_note(metrics.get("training", {}))
+    if note:
+        st.info(note, icon=":material/info:")
     st.caption(
         "Accuracy: share of test tickets labelled right. Macro-F1: the average score over "
         "labels, so small labels count as much as big ones. Both are compared with a simple "
