@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import sklearn
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -19,6 +20,7 @@ from sklearn.pipeline import Pipeline
 
 from core.errors import DataError, JobCancelledError
 from core.evaluation import Evaluation, evaluate
+from core.reuse import WorkCache, content_key, labels_array
 
 #: Solver iterations between two looks at the cancel flag (a few tenths of a second).
 CANCEL_CHECK_ITERATIONS = 25
@@ -59,6 +61,10 @@ def fit_interruptibly(
             model.set_params(max_iter=min(chunk, budget - used))
     finally:
         model.set_params(warm_start=False, max_iter=budget)
+
+
+#: Bump when fit_baseline's settings change, so stored baseline results are not reused.
+BASELINE_VERSION = 1
 
 
 def fit_baseline(
@@ -114,8 +120,28 @@ def run_baseline(
     *,
     seed: int = 42,
     cancel: threading.Event | None = None,
+    reuse: WorkCache | None = None,
 ) -> Evaluation:
-    """Fit on ``train`` and evaluate on ``test`` (frames with "text" and "label")."""
+    """Fit on ``train`` and evaluate on ``test`` (frames with "text" and "label").
+
+    With ``reuse``, the test probabilities of an earlier identical fit (same tickets, labels,
+    seed, settings and scikit-learn) are taken instead of fitting again."""
+    key = None
+    if reuse is not None:
+        key = content_key(
+            "baseline",
+            BASELINE_VERSION,
+            seed,
+            sklearn.__version__,
+            train["text"].tolist(),
+            train["label"].astype(str).tolist(),
+            test["text"].tolist(),
+        )
+        stored = reuse.load(key)
+        if stored is not None and len(stored["probabilities"]) == len(test):
+            return evaluate(test, stored["probabilities"], stored["classes"].tolist())
     model = fit_baseline(train["text"].tolist(), train["label"].tolist(), seed=seed, cancel=cancel)
     probabilities, classes = baseline_probabilities(model, test["text"].tolist())
+    if key is not None:
+        reuse.save(key, probabilities=probabilities, classes=labels_array(classes))
     return evaluate(test, probabilities, classes)

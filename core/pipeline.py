@@ -31,6 +31,7 @@ from core.onnx_engine import export_onnx, use_onnx
 from core.preparation import prepare_split
 from core.progress import ProgressCallback, ProgressEvent
 from core.report import DataReport, build_report
+from core.reuse import WorkCache
 from core.runs import CHECKPOINT_DIR, USABLE_MODEL_FIELD, Run
 from core.schema import LabelScheme
 from core.split import DataSplit
@@ -88,8 +89,9 @@ def execute(
         _save_inputs(run, request)
         split = _prepare_split(run, request, progress)
 
+    reuse = WorkCache.beside(run.path.parent)
     progress(ProgressEvent("baseline", message="Training the quick word-count baseline."))
-    baseline = run_baseline(split.train, split.test, seed=config.seed, cancel=cancel)
+    baseline = run_baseline(split.train, split.test, seed=config.seed, cancel=cancel, reuse=reuse)
     progress(
         ProgressEvent(
             "baseline",
@@ -107,6 +109,7 @@ def execute(
             checkpoint_dir=checkpoint,
             resume=resume,
             unlabelled_texts=getattr(request, "unlabelled_texts", ()),
+            reuse=reuse,
         )
     except CancelledWithBestModel as stopped:
         _keep_best_model(run, stopped, progress)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import sklearn
 import torch
 from sklearn.linear_model import LogisticRegression
 from transformers import (
@@ -52,10 +53,13 @@ from core.modeling import (
     run_in_batches,
 )
 from core.progress import ProgressCallback, ProgressEvent, ignore_progress
+from core.reuse import WorkCache, content_key, model_identity
 from core.split import DataSplit
 
 MIN_AUTO_LENGTH = 32
 LINEAR_PROBE_C = 10.0
+#: Bump when pooling or embedding code changes, so stored embeddings are not reused.
+EMBEDDING_VERSION = 1
 TRAINER_DIR_PREFIX = "tickettune-trainer-"
 UNCHECKPOINTED = ("prompt",)  # methods whose runs keep no resumable checkpoint (see build_trainer)
 
@@ -100,18 +104,20 @@ def train(
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
     unlabelled_texts: Sequence[str] = (),
+    reuse: WorkCache | None = None,
 ) -> TrainingOutcome:
     """Train on ``split`` as ``config`` says; the entry point for the pipeline and bench.
 
     ``unlabelled_texts`` are extra tickets without labels (used by distillation only);
-    ``resume`` continues from the checkpoint saved in ``checkpoint_dir``.
+    ``resume`` continues from the checkpoint saved in ``checkpoint_dir``; ``reuse`` is where
+    embeddings and the quick head of earlier runs on the same tickets are kept.
     """
     trainer_class = trainer_class_for(config)
     kwargs = {"unlabelled_texts": list(unlabelled_texts)} if config.teacher_run else {}
     trainer = trainer_class(
         config, split, progress=progress, cancel=cancel, checkpoint_dir=checkpoint_dir, **kwargs
     )
-    trainer.resume = resume
+    trainer.resume, trainer.reuse = resume, reuse
     return trainer.train()
 
 
@@ -168,6 +174,8 @@ class TicketTrainer:
         # resumable Trainer checkpoint there; ``resume`` continues from the one saved.
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.resume = False
+        # Where work done before for the same input is kept (core/reuse.py); None: recompute.
+        self.reuse: WorkCache | None = None
         self.split = split
         self.progress = progress
         self.cancel = cancel or threading.Event()
@@ -177,10 +185,12 @@ class TicketTrainer:
         self.placement: Placement | None = None
         self.model: TicketClassifier | None = None
         self.tokenizer: Any = None
+        self.model_source: str | None = None  # the pretrained weights' folder or hub id
         self.labels: list[str] = []
         self.max_length = 0
         # Set by embed() and fit_head():
         self.embeddings: dict[str, np.ndarray] = {}
+        self.embedding_keys: dict[str, str | None] = {}
         self.quick_test_probabilities: np.ndarray | None = None
         self.quick_validation_macro_f1: float | None = None
         # Set by build_trainer():
@@ -236,7 +246,7 @@ class TicketTrainer:
                 "loading", message=f"Loading the model on the {self.placement.describe()}."
             )
         )
-        encoder, self.tokenizer, _ = load_encoder(config.model)
+        encoder, self.tokenizer, self.model_source = load_encoder(config.model)
         self.labels = sorted(split.train["label"].unique().tolist())
         self.max_length = config.max_length or choose_max_length(
             self.tokenizer, split.train["text"].tolist()
@@ -251,7 +261,10 @@ class TicketTrainer:
             self.model.class_weights.copy_(torch.as_tensor(weights, dtype=torch.float32))
 
     def embed(self) -> None:
-        """Read every ticket (train, validation, test) once with the frozen encoder."""
+        """Read every ticket (train, validation, test) once with the frozen encoder.
+
+        Embeddings an earlier run computed from the same weights, settings and texts are
+        taken from ``self.reuse`` instead (see ``embedding_key``)."""
         frames = {
             "train": self.split.train,
             "validation": self.split.validation,
@@ -260,41 +273,67 @@ class TicketTrainer:
         total = sum(len(f) for f in frames.values())
         done = 0
         self.model.eval()
+        self.embedding_keys = {}
         for name, frame in frames.items():
 
             def report(n: int, _of: int, offset: int = done) -> None:
                 self.progress(ProgressEvent("embedding", step=offset + n, total_steps=total))
 
-            self.progress(
-                ProgressEvent("embedding", message=f"Reading {len(frame)} {name} tickets.")
-            )
-            self.embeddings[name] = run_in_batches(
-                lambda batch: self.model.embed(**batch),
-                self.tokenizer,
-                frame["text"].tolist(),
-                max_length=self.max_length,
-                placement=self.placement,
-                on_batch=report,
-                cancel=self.cancel,
-            )
+            texts = frame["text"].tolist()
+            key = self.embedding_key(texts)
+            stored = self.reuse.load(key) if key and self.reuse else None
+            if stored is not None and len(stored.get("embeddings", ())) == len(texts):
+                self.progress(
+                    ProgressEvent(
+                        "embedding",
+                        message=f"Reusing what an earlier run read of these {len(frame)} "
+                        f"{name} tickets.",
+                    )
+                )
+                self.embeddings[name] = stored["embeddings"]
+            else:
+                self.progress(
+                    ProgressEvent("embedding", message=f"Reading {len(frame)} {name} tickets.")
+                )
+                self.embeddings[name] = run_in_batches(
+                    lambda batch: self.model.embed(**batch),
+                    self.tokenizer,
+                    texts,
+                    max_length=self.max_length,
+                    placement=self.placement,
+                    on_batch=report,
+                    cancel=self.cancel,
+                )
+                if key and self.reuse and len(texts):
+                    self.reuse.save(key, embeddings=self.embeddings[name])
+            self.embedding_keys[name] = key
             done += len(frame)
+
+    def embedding_key(self, texts: list[str]) -> str | None:
+        """The content key of these texts' embeddings, or None where they are not reusable:
+        a subclass's own starting model (continual, distillation) or a prompt-tuned one."""
+        if type(self).load is not TicketTrainer.load or self.model_source is None:
+            return None
+        if self.config.method == "prompt":
+            return None
+        return content_key(
+            "embeddings",
+            EMBEDDING_VERSION,
+            model_identity(self.model_source),
+            self.max_length,
+            self.placement.precision,
+            self.placement.device.type,
+            bool(getattr(self.model, "normalize", False)),
+            torch.__version__,
+            texts,
+        )
 
     def fit_head(self) -> None:
         """Logistic regression on the embeddings (the quick model), copied into the head."""
-        config = self.config
         self.progress(
             ProgressEvent("fitting", message="Fitting the quick classifier on the embeddings.")
         )
-        probe = LogisticRegression(
-            C=LINEAR_PROBE_C,
-            max_iter=2000,
-            class_weight="balanced" if config.class_weighting else None,
-            random_state=config.seed,
-        )
-        fit_interruptibly(
-            probe, self.embeddings["train"], self.split.train["label"].to_numpy(), self.cancel
-        )
-        weight, bias = _head_from_probe(probe, self.labels)
+        weight, bias = self.quick_head()
         self.model.set_head(torch.as_tensor(weight), torch.as_tensor(bias))
         if self.cancel.is_set():
             raise JobCancelledError()
@@ -302,6 +341,40 @@ class TicketTrainer:
         logits = test @ weight.T + bias if len(test) else np.zeros((0, len(self.labels)))
         self.quick_test_probabilities = _softmax(logits)
         self.quick_validation_macro_f1 = self.head_validation_macro_f1()
+
+    def quick_head(self) -> tuple[np.ndarray, np.ndarray]:
+        """The logistic regression's weights and biases in the head's label order (stored for
+        reuse beside the embeddings they were fitted on)."""
+        config = self.config
+        train_labels = self.split.train["label"].to_numpy()
+        key = None
+        if self.reuse and self.embedding_keys.get("train"):
+            key = content_key(
+                "quick-head",
+                self.embedding_keys["train"],
+                LINEAR_PROBE_C,
+                config.class_weighting,
+                config.seed,
+                sklearn.__version__,
+                self.labels,
+                train_labels.tolist(),
+            )
+            stored = self.reuse.load(key)
+            if stored is not None:
+                message = "Reusing the quick classifier of an earlier run."
+                self.progress(ProgressEvent("fitting", message=message))
+                return stored["weight"], stored["bias"]
+        probe = LogisticRegression(
+            C=LINEAR_PROBE_C,
+            max_iter=2000,
+            class_weight="balanced" if config.class_weighting else None,
+            random_state=config.seed,
+        )
+        fit_interruptibly(probe, self.embeddings["train"], train_labels, self.cancel)
+        weight, bias = _head_from_probe(probe, self.labels)
+        if key and not self.cancel.is_set():
+            self.reuse.save(key, weight=weight, bias=bias)
+        return weight, bias
 
     def head_validation_macro_f1(self) -> float | None:
         """Validation macro-F1 of the model as it stands before fine-tuning (the quick model):
