@@ -56,7 +56,12 @@ TOP_FACTOR = 1.5
 TARGETS = {"random": 0.95, "confusion": 0.80}
 KEYWORD_WEIGHTS = (0.0, 0.3, 0.5, 0.7)
 THRESHOLDS = (0.85, 0.9, 0.95, 0.97, 0.99)
-ISA_ENV = ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY")
+ISA_ENV = (
+    "ONEDNN_MAX_CPU_ISA",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "ATEN_CPU_CAPABILITY",
+    "OPENBLAS_CORETYPE",
+)
 
 
 def flip_labels(
@@ -99,7 +104,12 @@ def isa_check() -> dict[str, Any]:
     mkl = re.search(r"(Intel\(R\) [^,]*?(?:AVX[^,]*?|Advanced Vector Extensions[^,]*))(?:,|$)",
                     text, re.MULTILINE)  # fmt: skip
     onednn = next((line.split("isa:")[1] for line in text.splitlines() if "isa:" in line), None)
+    from threadpoolctl import threadpool_info
+
+    openblas = sorted({d.get("architecture") or "?" for d in threadpool_info()
+                       if d.get("internal_api") == "openblas"})  # fmt: skip
     return {
+        "openblas_kernels": ", ".join(openblas) or "(no OpenBLAS loaded)",
         "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "mkl_isa": mkl.group(1).strip() if mkl else "(MKL did not report)",
         "onednn_isa": onednn or "(oneDNN not used for an fp32 linear layer)",
@@ -116,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     info = print_header("Label audit (suspicious labels)")
     isa = isa_check()
-    print(f"ISA: ATen {isa['aten_cpu_capability']}; MKL {isa['mkl_isa']}", flush=True)
+    print(f"ISA: ATen {isa['aten_cpu_capability']}; MKL {isa['mkl_isa']}; "
+          f"OpenBLAS (scikit-learn) {isa['openblas_kernels']}", flush=True)  # fmt: skip
 
     columns = text_columns(args)
     frame = prepared_tickets(load_table(args.data, columns, args.label, args.limit), columns,

@@ -28,6 +28,8 @@ ISA_LIBRARY_ENV = {
         "ATEN_CPU_CAPABILITY": "avx2",
         "MKL_ENABLE_INSTRUCTIONS": "AVX2",
         "ONEDNN_MAX_CPU_ISA": "AVX2",
+        # numpy/scipy's OpenBLAS (scikit-learn's fits) picks its kernels at load time too.
+        "OPENBLAS_CORETYPE": "Haswell",
     },
 }
 THREAD_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}

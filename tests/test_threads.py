@@ -34,6 +34,7 @@ def test_the_avx2_switch_sets_every_library_limit():
     assert env["ONEDNN_MAX_CPU_ISA"] == "AVX2"
     assert env["MKL_ENABLE_INSTRUCTIONS"] == "AVX2"
     assert env["ATEN_CPU_CAPABILITY"] == "avx2"
+    assert env["OPENBLAS_CORETYPE"] == "Haswell"
     assert cpu_isa_limit(env) == "avx2"
 
 
@@ -54,7 +55,8 @@ def test_compute_threads_is_within_the_usable_cores():
 def _child(code: str, **env: str) -> str:
     clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", ISA_ENV)}
     clean.update(env)
-    for key in ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA"):
+    for key in ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA",
+                "OPENBLAS_CORETYPE"):  # fmt: skip
         clean.pop(key, None)
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True
@@ -73,3 +75,14 @@ def test_importing_core_applies_the_settings_before_torch_starts():
     )
     policy, capability, bf16 = _child(code, **{ISA_ENV: "avx2"}).split()
     assert (policy, capability, bf16) == ("PASSIVE", "AVX2", "False")
+
+
+def test_the_avx2_switch_reaches_scikit_learns_openblas():
+    """scikit-learn's fits (quick head, audit) run on numpy/scipy's OpenBLAS kernels; with the
+    switch set before core is imported, OpenBLAS loads its AVX2 (Haswell) kernels."""
+    code = (
+        "import core, numpy, scipy.linalg, threadpoolctl\n"
+        "print(sorted({d['architecture'] for d in threadpoolctl.threadpool_info()"
+        " if d['internal_api'] == 'openblas'}))"
+    )
+    assert _child(code, **{ISA_ENV: "avx2"}) == "['Haswell']"
