@@ -214,3 +214,37 @@ def test_embedded_model_scores_the_same_through_onnx(tmp_path, sample_texts):
 
 def _must_not_export(*_args, **_kwargs):
     raise AssertionError("the stored export should have been used, not made again")
+
+
+def test_the_quick_models_reading_runs_on_onnx_runtime_where_chosen(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    """Where ONNX Runtime is the engine (forced here; by default on CPUs without fast bf16),
+    the embedding pass of training uses the exported encoder: same labels as torch's pass,
+    and the export is kept in the reuse folder for the next run."""
+    from core.config import TrainConfig
+    from core.reuse import WorkCache
+    from core.training import ONNX_CACHE, TicketTrainer
+    from tests.helpers import topic_split
+
+    split = topic_split()
+    config = TrainConfig(model=str(tiny_model_dir), method="quick", precision="fp32")
+    monkeypatch.setenv(onnx_engine.ENGINE_ENV, "torch")
+    with_torch = TicketTrainer(config, split)
+    with_torch.reuse = WorkCache(tmp_path / "torch")
+    torch_outcome = with_torch.train()
+    assert with_torch.engine_name == "torch"
+
+    monkeypatch.setenv(onnx_engine.ENGINE_ENV, "onnx")
+    with_onnx = TicketTrainer(config, split)
+    with_onnx.reuse = WorkCache(tmp_path / "onnx")
+    onnx_outcome = with_onnx.train()
+    assert with_onnx.engine_name == "onnx"
+    assert list((tmp_path / "onnx" / ONNX_CACHE).rglob("*.onnx")), "export kept for reuse"
+    np.testing.assert_allclose(
+        with_onnx.embeddings["train"], with_torch.embeddings["train"], atol=1e-4
+    )
+    np.testing.assert_array_equal(
+        onnx_outcome.test_probabilities.argmax(axis=1),
+        torch_outcome.test_probabilities.argmax(axis=1),
+    )
