@@ -68,7 +68,7 @@ def export_onnx(model_dir: str | os.PathLike) -> Path | None:
     target = folder / ONNX_FILE
     try:
         model, _tokenizer, _meta = load_classifier(folder, "cpu")
-        _export(_ProbabilityGraph(model), target)
+        _export(_pooling_graph(model.encoder, normalize=model.normalize, head=model.head), target)
     except Exception as exc:
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
         log.warning("ONNX export of %s failed, scoring stays on torch: %s", folder, reason)
@@ -127,7 +127,7 @@ def export_encoder_onnx(source: str, target: str | os.PathLike) -> Path | None:
     try:
         encoder = AutoModel.from_pretrained(source, trust_remote_code=False).eval()
         target.parent.mkdir(parents=True, exist_ok=True)
-        _export(_EmbeddingGraph(encoder), target)
+        _export(_pooling_graph(encoder), target)
     except Exception as exc:
         log.warning("ONNX export of the encoder %s failed: %s", source, exc)
         return None
@@ -184,49 +184,31 @@ def _export(graph, target: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
-class _ProbabilityGraph:
-    """Built lazily so importing this module does not import torch."""
+def _pooling_graph(encoder, *, normalize: bool = True, head=None):
+    """encoder → mean pooling (→ L2 normalise) (→ head → softmax), as one traceable module:
+    the classifier's probabilities with a head, the plain embeddings without. Built lazily so
+    importing this module does not import torch."""
+    import torch
 
-    def __new__(cls, model):
-        import torch
+    from core.modeling import mean_pool
 
-        from core.modeling import mean_pool
+    class PoolingGraph(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder, self.head = encoder, head
 
-        class ProbabilityGraph(torch.nn.Module):
-            def __init__(self, classifier):
-                super().__init__()
-                self.classifier = classifier
+        def forward(self, input_ids, attention_mask):
+            hidden = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask
+            ).last_hidden_state
+            pooled = mean_pool(hidden, attention_mask)
+            if normalize:
+                pooled = torch.nn.functional.normalize(pooled, dim=-1)
+            if self.head is None:
+                return pooled
+            return torch.softmax(self.head(pooled).float(), dim=-1)
 
-            def forward(self, input_ids, attention_mask):
-                hidden = self.classifier.encoder(
-                    input_ids=input_ids, attention_mask=attention_mask
-                ).last_hidden_state
-                pooled = mean_pool(hidden, attention_mask)
-                if self.classifier.normalize:
-                    pooled = torch.nn.functional.normalize(pooled, dim=-1)
-                return torch.softmax(self.classifier.head(pooled).float(), dim=-1)
-
-        return ProbabilityGraph(model)
-
-
-class _EmbeddingGraph:
-    def __new__(cls, encoder):
-        import torch
-
-        from core.modeling import mean_pool
-
-        class EmbeddingGraph(torch.nn.Module):
-            def __init__(self, encoder):
-                super().__init__()
-                self.encoder = encoder
-
-            def forward(self, input_ids, attention_mask):
-                hidden = self.encoder(
-                    input_ids=input_ids, attention_mask=attention_mask
-                ).last_hidden_state
-                return torch.nn.functional.normalize(mean_pool(hidden, attention_mask), dim=-1)
-
-        return EmbeddingGraph(encoder)
+    return PoolingGraph()
 
 
 def _write_note(folder: Path, note: dict[str, Any]) -> None:
