@@ -19,20 +19,13 @@ from core.errors import RunNotFoundError
 from core.modeling import META_FILE, ModelMeta, TicketClassifier, classify, load_classifier
 from core.onnx_engine import OnnxEngine, open_engine, use_onnx
 from core.runs import Run
+from core.scoring import NEEDS_REVIEW, needs_review
+
+__all__ = ["NEEDS_REVIEW", "Predictor", "needs_review"]
 
 WORD_PATTERN = re.compile(r"\S+")
 MAX_OCCLUSIONS = 64
-NEEDS_REVIEW = "needs_review"
 _SAVED: Any = object()
-
-
-def needs_review(confidence: float | np.ndarray, threshold: float) -> bool | np.ndarray:
-    """Whether a person must check the guess: the model is less sure than the threshold.
-
-    A missing confidence (NaN: the ticket was not scored) always needs review.
-    """
-    sure = np.nan_to_num(np.asarray(confidence, dtype=float), nan=-1.0) >= threshold
-    return ~sure if sure.ndim else not bool(sure)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ import shutil
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,45 +30,14 @@ from core.onnx_engine import export_onnx, use_onnx
 from core.preparation import prepare_split
 from core.progress import ProgressCallback, ProgressEvent
 from core.report import DataReport, build_report
+from core.requests import ResumeRequest, TrainingRequest
 from core.reuse import WorkCache
 from core.runs import CHECKPOINT_DIR, USABLE_MODEL_FIELD, Run
-from core.schema import LabelScheme
 from core.split import DataSplit
 from core.training import CancelledWithBestModel, TrainingOutcome, train
 
 SPLIT_FILE = "split.csv"
 FITTED_PARTS = ("train", "validation")
-
-
-@dataclass
-class TrainingRequest:
-    """Everything a run needs: the uploaded table, how to read it, and how to train."""
-
-    table: pd.DataFrame
-    scheme: LabelScheme
-    config: TrainConfig
-    test_table: pd.DataFrame | None = None
-    split_column: str | None = None
-    source_name: str = ""
-    test_source_name: str = ""
-    #: Extra tickets without labels; distillation learns the teacher's guesses on them too.
-    unlabelled_texts: tuple[str, ...] = ()
-
-    def describe(self) -> dict[str, Any]:
-        """What goes into the run's status so the runs list can show it before it finishes."""
-        return {
-            "method": self.config.method,
-            "model": self.config.model,
-            "label_column": self.scheme.label_column,
-            "source": self.source_name,
-            "parent_run": self.config.parent_run,
-            "teacher_run": self.config.teacher_run,
-        }
-
-
-@dataclass(frozen=True)
-class ResumeRequest:
-    """Continue a run from its saved checkpoint: same folder, settings and split."""
 
 
 def execute(

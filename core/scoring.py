@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
-from core.inference import NEEDS_REVIEW, Predictor
 from core.text import ticket_texts
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+if TYPE_CHECKING:  # this module stays light: pages import it before any model is needed
+    from core.inference import Predictor
 
-__all__ = ["NEEDS_REVIEW", "score_table", "spreadsheet_safe", "ticket_texts"]
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+NEEDS_REVIEW = "needs_review"
+
+__all__ = ["NEEDS_REVIEW", "needs_review", "score_table", "spreadsheet_safe", "ticket_texts"]
+
+
+def needs_review(confidence: float | np.ndarray, threshold: float) -> bool | np.ndarray:
+    """Whether a person must check the guess: the model is less sure than the threshold.
+
+    A missing confidence (NaN: the ticket was not scored) always needs review.
+    """
+    sure = np.nan_to_num(np.asarray(confidence, dtype=float), nan=-1.0) >= threshold
+    return ~sure if sure.ndim else not bool(sure)
 
 
 def score_table(

@@ -6,7 +6,7 @@ from core.config import TrainConfig
 from core.errors import ConfigError, TicketTuneError
 from core.estimate import estimate_training_seconds, mean_tokens_from_report
 from core.label_loop import UPLOAD_FIELD
-from core.pipeline import TrainingRequest
+from core.requests import TrainingRequest
 from ui.auth import current_user
 from ui.data_flow import get_draft, prepare, scheme_from_draft, split_settings
 from ui.job_view import job_panel

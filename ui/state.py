@@ -12,17 +12,19 @@
 from __future__ import annotations
 
 import weakref
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
 
 from core.errors import RunNotFoundError
-from core.inference import Predictor
 from core.jobs import JobManager
-from core.pipeline import execute
 from core.runs import Run, RunStore, default_runs_dir
 from core.tables import TableRead, read_table_details
 from core.workspace import Workspace, default_workspace_dir, is_upload_id
+
+if TYPE_CHECKING:  # torch and transformers load only when a page needs a model
+    from core.inference import Predictor
 
 RUN_KEY = "run_id"
 UPLOAD_KEY = "upload_id"
@@ -34,6 +36,14 @@ _MANAGERS: weakref.WeakSet[JobManager] = weakref.WeakSet()
 # ----------------------------------------------------------------- shared across sessions
 
 
+def _execute(*args, **kwargs):
+    """The pipeline, imported in the job's worker thread on first use: the first page load
+    then does not wait for torch and transformers."""
+    from core.pipeline import execute
+
+    return execute(*args, **kwargs)
+
+
 @st.cache_resource(show_spinner=False)
 def _store_for(root: str) -> RunStore:
     return RunStore(root)
@@ -41,7 +51,7 @@ def _store_for(root: str) -> RunStore:
 
 @st.cache_resource(show_spinner=False)
 def _jobs_for(root: str) -> JobManager:
-    manager = JobManager(_store_for(root), execute)
+    manager = JobManager(_store_for(root), _execute)
     _MANAGERS.add(manager)
     return manager
 
@@ -65,6 +75,8 @@ def get_workspace() -> Workspace:
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
 def _predictor_for(root: str, run_id: str) -> Predictor:
+    from core.inference import Predictor
+
     return Predictor.load(RunStore(root).get(run_id).path)
 
 
