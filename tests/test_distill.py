@@ -5,7 +5,17 @@ import threading
 import pytest
 import torch
 
-from core.distill import DistillTrainer, distillation_loss, request_distillation, truncate_layers
+from core.distill import (
+    SPEED_TICKETS,
+    DistillTrainer,
+    distillation_loss,
+    request_distillation,
+    speed_up,
+    student_layer_choices,
+    timing_texts,
+    truncate_layers,
+    unlabelled_from_table,
+)
 from core.errors import ConfigError
 from core.inference import Predictor
 from core.pipeline import execute
@@ -29,6 +39,15 @@ def test_distilled_student_is_smaller_and_loads_with_predictor(trained_run, tmp_
     assert facts["teacher_layers"] == 2 and facts["student_layers"] == 1
     assert facts["unlabelled_tickets"] == 5
     assert facts["speedup"] > 0 and facts["macro_f1_kept"] is not None
+    assert facts["speed_tickets"] == SPEED_TICKETS, "a small test set is repeated for timing"
+    assert facts["student_tickets_per_second"] > 0 and facts["teacher_tickets_per_second"] > 0
+    assert facts["speedup"] == pytest.approx(
+        facts["student_tickets_per_second"] / facts["teacher_tickets_per_second"]
+    )
+    figures = speed_up(run.metrics())
+    assert figures.teacher_run == trained_run.id and figures.student_layers == 1
+    assert figures.kept == pytest.approx(facts["student_macro_f1"] / facts["teacher_macro_f1"])
+    assert figures.unlabelled_tickets == 5 and speed_up(trained_run.metrics()) is None
     assert facts["teacher_macro_f1"] == pytest.approx(trained_run.metrics()["model"]["macro_f1"])
     assert run.status()["teacher_run"] == str(trained_run.path)
     previous = trained_run.read_frame("split.csv")
@@ -143,3 +162,22 @@ def test_student_of_an_adapter_teacher_carries_no_teacher_hooks(tiny_model_dir):
     student = truncate_layers(teacher.encoder, 1)
     assert not any(m._forward_hooks for m in student.modules())
     assert any(m._forward_hooks for m in teacher.encoder.modules())
+
+
+def test_timing_texts_repeat_a_small_set_and_cut_a_large_one():
+    assert timing_texts(["a", "b", "c"]) == (["a", "b", "c"] * SPEED_TICKETS)[:SPEED_TICKETS]
+    many = [str(i) for i in range(SPEED_TICKETS * 2)]
+    assert timing_texts(many) == many[:SPEED_TICKETS]
+    assert timing_texts([]) == []
+
+
+def test_the_app_offers_fewer_layers_than_the_teacher_and_reads_unlabelled_files(trained_run):
+    import pandas as pd
+
+    from core.errors import DataError
+
+    assert student_layer_choices(trained_run) == ([1], 1), "the tiny teacher has 2 layers"
+    table = pd.DataFrame({"ticket": ["my parcel is late", "", "refund please"], "x": "1"})
+    assert unlabelled_from_table(trained_run, table) == ("my parcel is late", "refund please")
+    with pytest.raises(DataError, match="'ticket'"):
+        unlabelled_from_table(trained_run, table.rename(columns={"ticket": "body"}))
