@@ -92,3 +92,13 @@ def test_a_damaged_parent_is_not_called_deleted(store):
     tree = family(store)
     assert tree.came_from(child.id) == "retrained from Category model"
     assert tree.origin(parent.id) is None and tree.exists(parent.id)
+
+
+def test_the_run_comparison_defaults_to_the_parent_of_every_kind(store):
+    """run_parent (the comparison's default) gave a retrained run's parent folder, not its id,
+    so the comparison did not preselect the run it came from."""
+    from core.label_loop import run_parent
+
+    parent, child, copy, relabelled = _family_of_three(store)
+    assert [run_parent(r) for r in (child, copy, relabelled)] == [parent.id] * 3
+    assert run_parent(parent) is None
