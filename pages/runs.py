@@ -17,6 +17,7 @@ def runs_table(summaries, tree) -> None:
         {
             "name": [s.name for s in summaries],
             "came from": [tree.came_from(s.run_id) for s in summaries],
+            "built on it": [tree.built_on(s.run_id) for s in summaries],
             "state": [state_label(s.state) for s in summaries],
             "started (UTC)": [fmt_when(s.created_at) for s in summaries],
             "method": [s.method or "" for s in summaries],
@@ -25,7 +26,6 @@ def runs_table(summaries, tree) -> None:
             "macro-F1": [fmt_pct(s.macro_f1) for s in summaries],
             "word-count model macro-F1": [fmt_pct(s.baseline_macro_f1) for s in summaries],
             "why it stopped": [_why(s) for s in summaries],
-            "built on it": [tree.built_on(s.run_id) for s in summaries],
         }
     )
     show_table(table, key="runs_table")

@@ -50,6 +50,13 @@ def test_distilled_student_is_smaller_and_loads_with_predictor(trained_run, tmp_
     assert figures.unlabelled_tickets == 5 and speed_up(trained_run.metrics()) is None
     assert facts["teacher_macro_f1"] == pytest.approx(trained_run.metrics()["model"]["macro_f1"])
     assert run.status()["teacher_run"] == str(trained_run.path)
+    student_scheme, teacher_scheme = (
+        run.read_json("scheme.json"),
+        trained_run.read_json("scheme.json"),
+    )
+    assert run.text_columns() == trained_run.text_columns() == ["ticket"], "reads files alike"
+    assert student_scheme["label_column"] == teacher_scheme["label_column"] == "team"
+    assert run.summary().label_column == "team"
     previous = trained_run.read_frame("split.csv")
     assert run.metrics()["model"]["n"] == (previous["split"] == "test").sum(), "same test tickets"
 
@@ -74,7 +81,7 @@ def test_kl_to_the_teacher_decreases(trained_run, tmp_path):
         batch_size=8,
     )
     _, split = prepare_split(
-        request.table, request.scheme, config=request.config, split_column="split"
+        request.table, request.scheme, config=request.config, split_column=request.split_column
     )
     steps = DistillTrainer(request.config, split)
     steps.load()
@@ -181,3 +188,20 @@ def test_the_app_offers_fewer_layers_than_the_teacher_and_reads_unlabelled_files
     assert unlabelled_from_table(trained_run, table) == ("my parcel is late", "refund please")
     with pytest.raises(DataError, match="'ticket'"):
         unlabelled_from_table(trained_run, table.rename(columns={"ticket": "body"}))
+
+
+def test_the_copy_trains_on_exactly_the_teachers_split(trained_run):
+    from core.distill import SPLIT_COLUMN
+    from core.preparation import prepare_split
+
+    request = request_distillation(trained_run)
+    _, split = prepare_split(
+        request.table, request.scheme, config=request.config, split_column=SPLIT_COLUMN
+    )
+    saved = trained_run.read_frame("split.csv", dtype=str)
+    for part, frame in (("train", split.train), ("validation", split.validation)):
+        teacher = saved[saved["split"] == part]
+        assert sorted(frame["text"]) == sorted(teacher["text"]), part
+        assert sorted(frame["label"]) == sorted(teacher["label"]), part
+    teacher_test = saved[saved["split"] == "test"]
+    assert split.test["text"].tolist() == teacher_test["text"].tolist()

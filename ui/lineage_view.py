@@ -53,7 +53,21 @@ def derived_results(run: Run) -> None:
 
 
 def _points(value: float | None) -> str:
-    return "" if value is None else f"{value:+.1f} points"
+    if value is None:
+        return ""
+    return "no change" if abs(value) < 0.05 else f"{value:+.1f} points"
+
+
+def _delta(value: float | None) -> dict:
+    """st.metric's delta arguments: grey and arrowless when there is no real change."""
+    if value is None:
+        return {"delta": None}
+    flat = abs(value) < 0.05
+    return {
+        "delta": _points(value),
+        "delta_color": "off" if flat else "normal",
+        "delta_arrow": "off" if flat else "auto",
+    }
 
 
 def _forgetting(figures, parent: str) -> None:
@@ -64,7 +78,7 @@ def _forgetting(figures, parent: str) -> None:
         left.metric(
             "Earlier test tickets: macro-F1 before → after",
             f"{before} → {after}",
-            delta=_points(figures.change_points) or None,
+            **_delta(figures.change_points),
             help=f"The {figures.earlier_tickets:,} test tickets of {parent}, scored by that "
             "run's model (before) and by this one (after).",
         )
@@ -78,26 +92,32 @@ def _forgetting(figures, parent: str) -> None:
 
 
 def _forgetting_words(figures, parent: str) -> str:
-    earlier = (
-        f"Retrained from {parent} with new tickets. On the {figures.earlier_tickets:,} test "
-        f"tickets of the earlier run, macro-F1 was {fmt_pct(figures.earlier_before)} before "
-        f"and is {fmt_pct(figures.earlier_after)} now ({_points(figures.change_points)})"
-    )
+    before, after = fmt_pct(figures.earlier_before), fmt_pct(figures.earlier_after)
+    change = figures.change_points
+    if change is None:
+        earlier = f"macro-F1 is {after} now (the score before is not known)."
+    elif abs(change) < 0.05:
+        earlier = f"macro-F1 was {before} before and is still {after}"
+    else:
+        earlier = f"macro-F1 was {before} before and is {after} now ({_points(change)})"
     if figures.kept_what_it_knew is True:
         earlier += ": the model kept what it knew."
     elif figures.kept_what_it_knew is False:
         earlier += (
             ": it forgot part of what it knew. Retrain again with more earlier tickets mixed in."
         )
-    else:
-        earlier += "."
-    new = (
-        f" On the {figures.new_tickets:,} new test tickets it scores {fmt_pct(figures.new_after)}."
-    )
+    lines = [
+        f"Retrained from {parent} with new tickets. On the {figures.earlier_tickets:,} test "
+        f"tickets of the earlier run, {earlier}",
+        f"On the {figures.new_tickets:,} test tickets held back from the new file it scores "
+        f"{fmt_pct(figures.new_after)}.",
+    ]
     if figures.new_labels:
         labels = ", ".join(f"**{md(label)}**" for label in figures.new_labels)
-        return f"{earlier}{new}\n\nNew labels, which the earlier model did not know: {labels}."
-    return f"{earlier}{new}\n\nThe new tickets brought no new labels."
+        lines.append(f"New labels, which the earlier model did not know: {labels}.")
+    else:
+        lines.append("The new tickets brought no new labels.")
+    return "\n\n".join(lines)
 
 
 def _speed(copy, parent: str) -> None:
@@ -113,7 +133,7 @@ def _speed(copy, parent: str) -> None:
         middle.metric(
             "Macro-F1 kept",
             fmt_pct(copy.kept),
-            delta=_points(copy.change_points) or None,
+            **_delta(copy.change_points),
             help="This copy's macro-F1 as a share of the original's, on the same test tickets.",
         )
         right.metric(
@@ -130,22 +150,24 @@ def _speed_words(copy, parent: str) -> str:
         else f"keeps {copy.student_layers} layers"
     )
     extra = (
-        f" It also learned from {copy.unlabelled_tickets:,} extra tickets without labels."
+        f" Besides its tickets it also learned from {copy.unlabelled_tickets:,} extra tickets "
+        "without labels."
         if copy.unlabelled_tickets
         else ""
     )
     rates = (
-        f"{copy.student_speed:,.0f} against {copy.teacher_speed:,.0f} tickets a second on this "
-        "computer"
+        f"{copy.student_speed:,.0f} tickets a second against {copy.teacher_speed:,.0f} for the "
+        "original, on this computer"
         if copy.student_speed and copy.teacher_speed
-        else "speed not measured"
+        else "the speed was not measured"
     )
     if copy.noticeably_faster:
-        speed = f"It labels tickets {copy.speedup:.1f} times as fast as the original ({rates})"
+        speed = f"It labels tickets {copy.speedup:.1f} times as fast as the original: {rates}."
     else:
-        speed = f"It is not noticeably faster than the original on this computer ({rates})"
-    return (
-        f"A faster copy of {parent}: it {layers}.{extra} {speed} and keeps "
-        f"{fmt_pct(copy.kept)} of its macro-F1 ({fmt_pct(copy.student_macro_f1)} against "
-        f"{fmt_pct(copy.teacher_macro_f1)} on the same test tickets)."
+        speed = f"It is not noticeably faster than the original: {rates}."
+    kept = (
+        f"It keeps {fmt_pct(copy.kept)} of the original's macro-F1: "
+        f"{fmt_pct(copy.student_macro_f1)} against {fmt_pct(copy.teacher_macro_f1)} on the same "
+        "test tickets."
     )
+    return "\n\n".join([f"A faster copy of {parent}: it {layers}.{extra}", speed, kept])

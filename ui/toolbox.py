@@ -21,9 +21,9 @@ from ui.safe_text import md
 from ui.state import get_jobs, max_upload_bytes, remember_run
 
 REPLAY_HELP = (
-    "Share of the earlier training tickets mixed in so the model does not forget them, "
-    "counted against the new tickets: 50% means one earlier ticket for every two new ones. "
-    "At 0% none are mixed in, and the model may forget labels the new file has few of."
+    "Share of the earlier training tickets mixed in so the model does not forget them, counted "
+    "against the new tickets. At 0% none are mixed in, and the model may forget labels the new "
+    "file has few tickets of; more than 100% mixes in more earlier tickets than new ones."
 )
 
 
@@ -68,6 +68,14 @@ def retrain_panel(run: Run, summary: RunSummary) -> None:
         format="%d%%",
         key="retrain_replay",
         help=REPLAY_HELP,
+    )
+    st.caption(
+        "Share of the earlier training tickets mixed in so the model does not forget them: "
+        + (
+            f"{share} earlier tickets for every 100 new ones."
+            if share
+            else "none, so the model may forget what the new tickets do not show it."
+        )
     )
     table = _read(uploaded, "_retrain_table")
     if table is None:
