@@ -10,13 +10,11 @@ from core.distill import (
     DistillTrainer,
     distillation_loss,
     request_distillation,
-    speed_up,
-    student_layer_choices,
     timing_texts,
     truncate_layers,
-    unlabelled_from_table,
 )
 from core.errors import ConfigError
+from core.faster_copy import speed_up
 from core.inference import Predictor
 from core.pipeline import execute
 from core.runs import RunStore
@@ -176,18 +174,6 @@ def test_timing_texts_repeat_a_small_set_and_cut_a_large_one():
     many = [str(i) for i in range(SPEED_TICKETS * 2)]
     assert timing_texts(many) == many[:SPEED_TICKETS]
     assert timing_texts([]) == []
-
-
-def test_the_app_offers_fewer_layers_than_the_teacher_and_reads_unlabelled_files(trained_run):
-    import pandas as pd
-
-    from core.errors import DataError
-
-    assert student_layer_choices(trained_run) == ([1], 1), "the tiny teacher has 2 layers"
-    table = pd.DataFrame({"ticket": ["my parcel is late", "", "refund please"], "x": "1"})
-    assert unlabelled_from_table(trained_run, table) == ("my parcel is late", "refund please")
-    with pytest.raises(DataError, match="'ticket'"):
-        unlabelled_from_table(trained_run, table.rename(columns={"ticket": "body"}))
 
 
 def test_the_copy_trains_on_exactly_the_teachers_split(trained_run):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.continual import forgetting
-from core.distill import speed_up
+from core.faster_copy import speed_up
 from core.lineage import DISTILLED, RETRAINED, Family, family
 from core.runs import Run
 from ui.safe_text import md

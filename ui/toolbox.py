@@ -11,8 +11,9 @@ import streamlit as st
 
 from core.config import TrainConfig
 from core.continual import preview_new_tickets, request_from_run
-from core.distill import request_distillation, student_layer_choices, unlabelled_from_table
+from core.distill import request_distillation
 from core.errors import DataError, TicketTuneError
+from core.faster_copy import student_layer_choices, unlabelled_from_table
 from core.lineage import origin_fields
 from core.runs import Run, RunSummary
 from core.tables import FILE_TYPES, read_table
