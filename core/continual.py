@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +25,19 @@ from transformers import set_seed as hf_set_seed
 
 from core.config import TrainConfig
 from core.device import resolve_placement
-from core.errors import ConfigError
+from core.errors import ConfigError, DataError
 from core.evaluation import compute_metrics
-from core.modeling import classify, load_classifier
+from core.modeling import META_FILE, classify, load_classifier
 from core.progress import ProgressEvent
 from core.runs import Run
+from core.schema import LabelScheme
 from core.split import DataSplit
 from core.training import TicketTrainer, _class_weights
 
 SPLIT_FILE = "split.csv"
+#: Macro-F1 on the earlier test tickets may drop this many points and the retrained model still
+#: counts as having kept what it knew (the target the replay default is measured against).
+FORGETTING_TOLERANCE_POINTS = 2.0
 
 
 def parent_run(path: str | Path) -> Run:
@@ -119,8 +123,8 @@ class ContinualTrainer(TicketTrainer):
             for param in getattr(self.model, "addon_modules", torch.nn.Module()).parameters():
                 param.requires_grad = True
 
-    def predict_test(self) -> np.ndarray:
-        probabilities = super().predict_test()
+    def outcome(self, test_probabilities: np.ndarray, stop_reason: str):
+        """Every outcome (the quick method's too) carries both test sets and the new labels."""
         self.progress(
             ProgressEvent("evaluating", message="Scoring the earlier run's test tickets.")
         )
@@ -133,9 +137,10 @@ class ContinualTrainer(TicketTrainer):
             placement=self.placement,
         )
         self.extra_metrics = continual_metrics(
-            self.parent, previous, previous_probs, self.split.test, probabilities, self.labels
+            self.parent, previous, previous_probs, self.split.test, test_probabilities, self.labels
         )
-        return probabilities
+        self.extra_metrics["new_labels"] = self.labels[len(self.parent_labels) :]
+        return super().outcome(test_probabilities, stop_reason)
 
 
 def continual_metrics(
@@ -176,7 +181,6 @@ def request_from_run(
     data): the earlier run's label scheme and settings, ``parent_run`` set. For the app's
     "Retrain with new tickets"."""
     from core.pipeline import TrainingRequest
-    from core.schema import LabelScheme
 
     parent = parent_run(run.path if isinstance(run, Run) else run)
     config = TrainConfig.from_dict(parent.read_json("config.json", default={}) or {})
@@ -184,11 +188,106 @@ def request_from_run(
     if replay_fraction is not None:
         changes["replay_fraction"] = replay_fraction
     scheme = LabelScheme.from_dict(parent.read_json("scheme.json"))
+    check_new_tickets(scheme, new_table)
     return TrainingRequest(
         table=new_table,
         scheme=scheme,
         config=replace(config, **changes),
         source_name=source_name,
+    )
+
+
+def check_new_tickets(scheme: LabelScheme, table: pd.DataFrame) -> None:
+    """DataError unless ``table`` has the columns the earlier run was trained on (the label
+    scheme's own check, worded for a file of new tickets)."""
+    try:
+        scheme.check_columns(table)
+    except DataError as exc:
+        wanted = [*scheme.text_columns, scheme.label_column]
+        present = [str(c) for c in table.columns]
+        if all(column in present for column in wanted):
+            raise  # the columns are there (e.g. twice): the scheme's message says what to do
+        texts = ", ".join(f"'{c}'" for c in scheme.text_columns)
+        missing = ", ".join(f"'{c}'" for c in wanted if c not in present)
+        raise DataError(
+            "The new tickets need the same columns as the tickets this model learned from: "
+            f"text in {texts} and labels in '{scheme.label_column}'. Your file has no "
+            f"{missing} (its columns: {', '.join(present)}). Rename the "
+            "columns in your file to match and upload it again."
+        ) from exc
+
+
+@dataclass(frozen=True)
+class NewTickets:
+    """What a file of new tickets brings, before retraining on it."""
+
+    tickets: int
+    known_labels: tuple[str, ...]
+    new_labels: tuple[str, ...]
+
+
+def preview_new_tickets(run: Run | str | Path, table: pd.DataFrame) -> NewTickets:
+    """How many usable tickets ``table`` has and which of its labels the model does not know
+    yet (read with the earlier run's label setup). DataError for a file that does not fit."""
+    parent = parent_run(run.path if isinstance(run, Run) else run)
+    scheme = LabelScheme.from_dict(parent.read_json("scheme.json"))
+    check_new_tickets(scheme, table)
+    prepared = scheme.apply(table)
+    known = set(model_labels(parent))
+    labels = prepared.labels
+    return NewTickets(
+        tickets=len(prepared.frame),
+        known_labels=tuple(label for label in labels if label in known),
+        new_labels=tuple(label for label in labels if label not in known),
+    )
+
+
+def model_labels(run: Run) -> list[str]:
+    """The labels the run's saved model predicts, in head order."""
+    meta = run.read_json(f"model/{META_FILE}", default={}) or {}
+    return [str(label) for label in meta.get("labels", [])]
+
+
+@dataclass(frozen=True)
+class Forgetting:
+    """The Review page's figures for a retrained run (macro-F1 as 0–1 shares)."""
+
+    parent_run: str
+    earlier_before: float | None
+    earlier_after: float
+    earlier_tickets: int
+    new_after: float
+    new_tickets: int
+    new_labels: tuple[str, ...]
+
+    @property
+    def change_points(self) -> float | None:
+        """After minus before on the earlier test tickets, in points (negative: forgotten)."""
+        if self.earlier_before is None:
+            return None
+        return (self.earlier_after - self.earlier_before) * 100
+
+    @property
+    def kept_what_it_knew(self) -> bool | None:
+        """Macro-F1 on the earlier test tickets fell by at most the tolerance (None: unknown)."""
+        change = self.change_points
+        return None if change is None else change >= -FORGETTING_TOLERANCE_POINTS
+
+
+def forgetting(metrics: dict[str, Any]) -> Forgetting | None:
+    """The forgetting figures a retrained run's metrics hold, or None for any other run."""
+    previous, new = metrics.get("previous_test"), metrics.get("new_test")
+    if not isinstance(previous, dict) or not isinstance(new, dict):
+        return None
+    before = metrics.get("parent_previous_test_macro_f1")
+    return Forgetting(
+        parent_run=Path(str(metrics.get("parent_run") or "")).name,
+        earlier_before=float(before) if isinstance(before, (int, float)) else None,
+        earlier_after=float(previous.get("macro_f1", 0.0)),
+        earlier_tickets=int(previous.get("n", 0)),
+        new_after=float(new.get("macro_f1", 0.0)),
+        new_tickets=int(new.get("n", 0)),
+        new_labels=tuple(str(label) for label in metrics.get("new_labels", ())),
     )
 
 

@@ -25,6 +25,7 @@ from core.decisions import (
     apply_decisions,
 )
 from core.errors import ConfigError
+from core.lineage import origin_of
 from core.runs import Run
 from core.schema import LabelScheme
 from core.split import DataSplit
@@ -42,9 +43,9 @@ def run_upload(run: Run) -> str | None:
 
 
 def run_parent(run: Run) -> str | None:
-    """The run whose review led to this one (decisions applied), when there is one."""
-    value = run.status().get(PARENT_FIELD)
-    return str(value) if value else None
+    """The id of the run this one came from (decisions applied, retrained or distilled)."""
+    origin = origin_of(run.status())
+    return origin.parent_id if origin is not None else None
 
 
 def run_scheme(run: Run) -> LabelScheme:

@@ -6,6 +6,7 @@ from ui.audit_view import suspicious_labels
 from ui.compare_view import compare_view
 from ui.figures import loss_figure, validation_figure
 from ui.label_loop import apply_and_retrain, loop_for, pending_panel
+from ui.lineage_view import derived_results
 from ui.pairs_view import confused_pairs_view
 from ui.review_parts import (
     ROW_COLUMN,
@@ -110,6 +111,7 @@ def main() -> None:
     run = get_run(summary.run_id)
     evaluation = load_evaluation(str(run.path), summary.finished_at)
     headline(run)
+    derived_results(run)
     comparison(run)
     compare_view(run)
     per_class(evaluation)
@@ -124,6 +126,11 @@ def main() -> None:
     automation(run, evaluation)
     curves(run)
     fix_labels(run, evaluation)
+    st.page_link(
+        "pages/runs.py",
+        label="Retrain it with new tickets, or make a faster copy (Runs page)",
+        icon=":material/account_tree:",
+    )
     st.page_link("pages/predict.py", label="Next: 4 Use the model", icon=":material/arrow_forward:")
 
 

@@ -1,19 +1,23 @@
-"""Runs: every training run with its state and scores; rename and delete."""
+"""Runs: every training run with its state, scores and family; rename, delete, build on it."""
 
 import pandas as pd
 import streamlit as st
 
 from core.runs import ACTIVE_STATES, state_label
 from ui.job_view import stopped_early_panel
+from ui.lineage_view import current_family, family_note
 from ui.safe_text import md
-from ui.state import current_run_id, forget_predictor, get_store, remember_run
+from ui.state import current_run_id, forget_predictor, get_run, get_store, remember_run
+from ui.toolbox import build_on
 from ui.widgets import fmt_pct, fmt_when, run_label, run_page, show_table
 
 
-def runs_table(summaries) -> None:
+def runs_table(summaries, tree) -> None:
     table = pd.DataFrame(
         {
             "name": [s.name for s in summaries],
+            "came from": [tree.came_from(s.run_id) for s in summaries],
+            "built on it": [tree.built_on(s.run_id) for s in summaries],
             "state": [state_label(s.state) for s in summaries],
             "started (UTC)": [fmt_when(s.created_at) for s in summaries],
             "method": [s.method or "" for s in summaries],
@@ -94,9 +98,11 @@ def main() -> None:
     if not summaries:
         st.info("No runs yet. Start one on the Train page.")
         return
-    runs_table(summaries)
-    st.subheader("Rename or delete a run")
+    tree = current_family()
+    runs_table(summaries, tree)
+    st.subheader("Work with a run")
     summary = pick(summaries)
+    family_note(tree, summary.run_id)
     if summary.resumable or summary.stopped_early_note:
         with st.container(border=True):
             stopped_early_panel(summary, key="runs")
@@ -105,6 +111,10 @@ def main() -> None:
         rename(summary)
     with right.container(border=True):
         delete(summary)
+    run = get_run(summary.run_id)
+    if summary.state == "succeeded" and run is not None:
+        st.subheader("Build on this run")
+        build_on(run, summary)
 
 
 run_page(main)

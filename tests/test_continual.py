@@ -159,3 +159,46 @@ def test_retraining_an_addon_run_keeps_training_its_addon(tiny_model_dir, tmp_pa
     assert steps.meta.addon["kind"] == method
     assert any("addon_modules" in n or "prompt_encoder" in n for n in trainable)
     assert not any(n.startswith("encoder.") and "prompt_encoder" not in n for n in trainable)
+
+
+def test_retraining_a_quick_run_still_reports_forgetting_and_new_labels(trained_run, tmp_path):
+    """The quick method ends before the test scoring of fine-tuning; the earlier test tickets
+    and the new labels must be reported all the same (they were missing: no forgetting
+    figure for a quick retrain)."""
+    from core.continual import forgetting
+
+    table = new_tickets(45).rename(columns={"text": "ticket", "label": "team"})
+    request = request_from_run(trained_run, table, method="quick")
+    run = RunStore(tmp_path).create("quick retrain", **request.describe())
+    execute(run, request, lambda event: None, threading.Event())
+    metrics = run.metrics()
+    assert metrics["new_labels"] == ["returns"]
+    figures = forgetting(metrics)
+    parent_f1 = trained_run.metrics()["model"]["macro_f1"]
+    assert figures.earlier_before == pytest.approx(parent_f1)
+    assert figures.earlier_after == pytest.approx(metrics["previous_test"]["macro_f1"])
+    assert figures.change_points == pytest.approx(-100 * metrics["forgetting"], abs=0.01)
+    assert figures.new_after == pytest.approx(metrics["model"]["macro_f1"])
+    assert figures.new_labels == ("returns",) and figures.parent_run == trained_run.id
+    assert figures.kept_what_it_knew == (figures.change_points >= -2.0)
+    assert forgetting(trained_run.metrics()) is None, "a run trained from scratch has none"
+
+
+def test_new_tickets_must_have_the_runs_columns_and_the_preview_names_new_labels(trained_run):
+    from core.continual import preview_new_tickets
+    from core.errors import DataError
+
+    wrong = new_tickets(30)  # "text"/"label", while the run read "ticket"/"team"
+    with pytest.raises(DataError) as caught:
+        request_from_run(trained_run, wrong)
+    message = str(caught.value)
+    assert "same columns" in message and "'ticket'" in message and "'team'" in message
+    assert "its columns: text, label" in message
+    with pytest.raises(DataError, match="same columns"):
+        preview_new_tickets(trained_run, wrong)
+    preview = preview_new_tickets(
+        trained_run, wrong.rename(columns={"text": "ticket", "label": "team"})
+    )
+    assert preview.tickets == len(wrong)
+    assert preview.new_labels == ("returns",)
+    assert set(preview.known_labels) == {"billing", "login", "shipping"}

@@ -5,8 +5,16 @@ import threading
 import pytest
 import torch
 
-from core.distill import DistillTrainer, distillation_loss, request_distillation, truncate_layers
+from core.distill import (
+    SPEED_TICKETS,
+    DistillTrainer,
+    distillation_loss,
+    request_distillation,
+    timing_texts,
+    truncate_layers,
+)
 from core.errors import ConfigError
+from core.faster_copy import speed_up
 from core.inference import Predictor
 from core.pipeline import execute
 from core.runs import RunStore
@@ -29,8 +37,24 @@ def test_distilled_student_is_smaller_and_loads_with_predictor(trained_run, tmp_
     assert facts["teacher_layers"] == 2 and facts["student_layers"] == 1
     assert facts["unlabelled_tickets"] == 5
     assert facts["speedup"] > 0 and facts["macro_f1_kept"] is not None
+    assert facts["speed_tickets"] == SPEED_TICKETS, "a small test set is repeated for timing"
+    assert facts["student_tickets_per_second"] > 0 and facts["teacher_tickets_per_second"] > 0
+    assert facts["speedup"] == pytest.approx(
+        facts["student_tickets_per_second"] / facts["teacher_tickets_per_second"]
+    )
+    figures = speed_up(run.metrics())
+    assert figures.teacher_run == trained_run.id and figures.student_layers == 1
+    assert figures.kept == pytest.approx(facts["student_macro_f1"] / facts["teacher_macro_f1"])
+    assert figures.unlabelled_tickets == 5 and speed_up(trained_run.metrics()) is None
     assert facts["teacher_macro_f1"] == pytest.approx(trained_run.metrics()["model"]["macro_f1"])
     assert run.status()["teacher_run"] == str(trained_run.path)
+    student_scheme, teacher_scheme = (
+        run.read_json("scheme.json"),
+        trained_run.read_json("scheme.json"),
+    )
+    assert run.text_columns() == trained_run.text_columns() == ["ticket"], "reads files alike"
+    assert student_scheme["label_column"] == teacher_scheme["label_column"] == "team"
+    assert run.summary().label_column == "team"
     previous = trained_run.read_frame("split.csv")
     assert run.metrics()["model"]["n"] == (previous["split"] == "test").sum(), "same test tickets"
 
@@ -55,7 +79,7 @@ def test_kl_to_the_teacher_decreases(trained_run, tmp_path):
         batch_size=8,
     )
     _, split = prepare_split(
-        request.table, request.scheme, config=request.config, split_column="split"
+        request.table, request.scheme, config=request.config, split_column=request.split_column
     )
     steps = DistillTrainer(request.config, split)
     steps.load()
@@ -143,3 +167,27 @@ def test_student_of_an_adapter_teacher_carries_no_teacher_hooks(tiny_model_dir):
     student = truncate_layers(teacher.encoder, 1)
     assert not any(m._forward_hooks for m in student.modules())
     assert any(m._forward_hooks for m in teacher.encoder.modules())
+
+
+def test_timing_texts_repeat_a_small_set_and_cut_a_large_one():
+    assert timing_texts(["a", "b", "c"]) == (["a", "b", "c"] * SPEED_TICKETS)[:SPEED_TICKETS]
+    many = [str(i) for i in range(SPEED_TICKETS * 2)]
+    assert timing_texts(many) == many[:SPEED_TICKETS]
+    assert timing_texts([]) == []
+
+
+def test_the_copy_trains_on_exactly_the_teachers_split(trained_run):
+    from core.distill import SPLIT_COLUMN
+    from core.preparation import prepare_split
+
+    request = request_distillation(trained_run)
+    _, split = prepare_split(
+        request.table, request.scheme, config=request.config, split_column=SPLIT_COLUMN
+    )
+    saved = trained_run.read_frame("split.csv", dtype=str)
+    for part, frame in (("train", split.train), ("validation", split.validation)):
+        teacher = saved[saved["split"] == part]
+        assert sorted(frame["text"]) == sorted(teacher["text"]), part
+        assert sorted(frame["label"]) == sorted(teacher["label"]), part
+    teacher_test = saved[saved["split"] == "test"]
+    assert split.test["text"].tolist() == teacher_test["text"].tolist()
