@@ -22,8 +22,20 @@ import pandas as pd
 from core.encodings import decode_text
 from core.errors import DataError
 from core.scoring import score_table, spreadsheet_safe
-from core.tables import file_extension, read_table, sniff_delimiter
-from core.text import cell_to_str
+from core.tables import (
+    DELIMITED_OPTIONS,
+    HEADER_SAMPLE_ROWS,
+    TableShape,
+    empty_file_error,
+    file_extension,
+    inconsistent_table_error,
+    json_keys,
+    json_line_record,
+    json_rows,
+    no_tickets_error,
+    read_table,
+    sniff_delimiter,
+)
 
 DEFAULT_CHUNK_ROWS = 5000
 _DETECT_BYTES = 64 * 1024
@@ -60,31 +72,39 @@ def iter_table_chunks(
     if not path.is_file():
         raise DataError(f"There is no file at '{path}'. Check the path and try again.")
     if path.stat().st_size == 0:
-        raise DataError(f"The file '{path.name}' is empty. It needs a header row and tickets.")
+        raise empty_file_error(path.name)
     if extension == ".xlsx":
-        yield read_table(path, max_bytes=EXCEL_MAX_BYTES), 1.0
+        yield from _whole(read_table(path, max_bytes=EXCEL_MAX_BYTES), chunk_rows)
         return
     encoding, prefix_text = detect_encoding(path, encoding)
     if extension in (".jsonl", ".json") and not _looks_like_json_lines(prefix_text):
         # One JSON document (a list, or {"tickets": [...]}) must be parsed whole.
-        yield read_table(path, max_bytes=EXCEL_MAX_BYTES, encoding=encoding), 1.0
+        table = read_table(path, max_bytes=EXCEL_MAX_BYTES, encoding=encoding)
+        yield from _whole(table, chunk_rows)
         return
     with open(path, "rb") as raw:
         text = io.TextIOWrapper(raw, encoding=encoding, newline="")
         fraction = _fraction_reader(raw, path.stat().st_size)
         if extension in (".jsonl", ".json"):
-            chunks = _json_line_chunks(text, path.name, chunk_rows)
+            raw_chunks = _json_row_chunks(text, path.name, chunk_rows)
         else:
             delimiter = "\t" if extension == ".tsv" else sniff_delimiter(prefix_text)
-            chunks = _delimited_chunks(text, delimiter, path.name, chunk_rows)
+            raw_chunks = _delimited_row_chunks(text, delimiter, path.name, chunk_rows)
         try:
-            for frame in chunks:
+            for frame in _shaped_frames(raw_chunks, path.name, chunk_rows):
                 yield frame, fraction()
         except UnicodeDecodeError as exc:
             raise DataError(
                 f"Part of '{path.name}' is not {encoding} text although its start is "
                 f"({exc.reason}). Save the whole file as 'CSV UTF-8' and retry."
             ) from None
+
+
+def _whole(table: pd.DataFrame, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, float]]:
+    """A table read whole, handed on in chunks (the fraction: the share of rows handed on)."""
+    for start in range(0, len(table), chunk_rows):
+        chunk = table.iloc[start : start + chunk_rows].reset_index(drop=True)
+        yield chunk, min(1.0, (start + len(chunk)) / len(table))
 
 
 def detect_encoding(path: Path, encoding: str | None = None) -> tuple[str, str]:
@@ -116,116 +136,73 @@ def _fraction_reader(raw: IO[bytes], size: int) -> Callable[[], float]:
     return lambda: min(1.0, raw.tell() / size) if size else 1.0
 
 
-def _delimited_chunks(
+def _delimited_row_chunks(
     text: IO[str], delimiter: str, name: str, chunk_rows: int
-) -> Iterator[pd.DataFrame]:
-    reader = pd.read_csv(
-        text,
-        sep=delimiter,
-        header=None,
-        dtype=str,
-        keep_default_na=False,
-        na_filter=False,
-        skip_blank_lines=True,
-        chunksize=chunk_rows,
-    )
-    shaper: _Shaper | None = None
+) -> Iterator[list[list[Any]]]:
+    """Raw rows (the header row first) read ``chunk_rows`` at a time."""
     try:
+        reader = pd.read_csv(text, sep=delimiter, chunksize=chunk_rows, **DELIMITED_OPTIONS)
         for chunk in reader:
-            rows = chunk.to_numpy(dtype=object).tolist()
-            if shaper is None:
-                first = _first_chunk(rows, name)
-                shaper = _Shaper(rows[0], list(first.columns))
-                rows = rows[1:]
-            yield shaper.frame(rows)
+            yield chunk.to_numpy(dtype=object).tolist()
     except pd.errors.ParserError as exc:
-        raise DataError(
-            f"The file '{name}' is not a consistent table: {str(exc).strip().splitlines()[0]}. "
-            "Check that every row has as many values as the header row."
-        ) from None
+        raise inconsistent_table_error(exc, delimiter, name) from None
     except pd.errors.EmptyDataError:
-        raise DataError(f"The file '{name}' is empty. It needs a header row and tickets.") from None
+        raise empty_file_error(name) from None
 
 
-def _first_chunk(rows: list[list[Any]], name: str) -> pd.DataFrame:
-    stand_in = "first-chunk.tsv"
-    try:
-        return read_table(_as_tsv(rows), filename=stand_in)
-    except DataError as exc:
-        raise DataError(str(exc).replace(stand_in, name)) from None
-
-
-def _as_tsv(rows: list[list[Any]]) -> bytes:
-    """Rows back as TSV bytes, so read_table checks the header exactly as for a whole file."""
-    buffer = io.StringIO()
-    pd.DataFrame(rows).to_csv(buffer, sep="\t", header=False, index=False)
-    return buffer.getvalue().encode("utf-8")
-
-
-class _Shaper:
-    """Turns raw rows of later chunks into frames with the first chunk's columns.
-
-    Like read_table: cells become strings, empty rows and copies of the header row are
-    dropped, columns named in the header are kept.
-    """
-
-    def __init__(self, raw_header: list[Any], columns: list[str]) -> None:
-        header = [cell_to_str(c).strip() for c in raw_header]
-        self.header = header
-        self.columns = columns
-        self.positions = [header.index(c) for c in columns]
-
-    def frame(self, rows: list[list[Any]]) -> pd.DataFrame:
-        width = len(self.header)
-        body = []
-        for row in rows:
-            cells = [cell_to_str(c) for c in row] + [""] * (width - len(row))
-            stripped = [c.strip() for c in cells]
-            if any(stripped) and stripped[:width] != self.header:
-                body.append([cells[i] for i in self.positions])
-        return pd.DataFrame(body, columns=pd.Index(self.columns, dtype=object), dtype=object)
-
-
-def _json_line_chunks(text: IO[str], name: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    columns: list[str] | None = None
+def _json_row_chunks(text: IO[str], name: str, chunk_rows: int) -> Iterator[list[list[Any]]]:
+    """Raw rows of a JSON Lines file, the header (the first chunk's fields) first; fields seen
+    only in later chunks are not in the output."""
+    keys: list[str] | None = None
     records: list[dict[str, Any]] = []
     for number, line in enumerate(text, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"Line {number} of '{name}' is not valid JSON ({exc.msg}). JSON Lines files need "
-                "one complete JSON object per line; fix or remove that line."
-            ) from None
-        if not isinstance(record, dict):
-            raise DataError(f"Line {number} of '{name}' is not a JSON object with named fields.")
-        records.append(record)
-        if len(records) >= chunk_rows:
-            columns = columns or _json_columns(records)
-            yield _json_frame(records, columns)
+        record = json_line_record(line, number, name)
+        if record is not None:
+            records.append(record)
+        if len(records) >= chunk_rows or (keys is None and len(records) > HEADER_SAMPLE_ROWS):
+            if keys is None:
+                keys = json_keys(records)
+                yield [keys]
+            yield json_rows(records, keys)
             records = []
-    if records or columns is None:
-        if columns is None and not records:
-            raise DataError(f"The file '{name}' has no tickets.")
-        columns = columns or _json_columns(records)
-        yield _json_frame(records, columns)
+    if keys is None:
+        keys = json_keys(records)
+        yield [keys]
+    yield json_rows(records, keys)
 
 
-def _json_columns(records: list[dict[str, Any]]) -> list[str]:
-    """The fields of the first chunk; fields seen only later are not in the output."""
-    columns: dict[str, None] = {}
-    for record in records:
-        columns.update(dict.fromkeys(str(k).strip() for k in record))
-    return list(columns)
+def _shaped_frames(
+    raw_chunks: Iterator[list[list[Any]]], name: str, chunk_rows: int
+) -> Iterator[pd.DataFrame]:
+    """Frames of at most ``chunk_rows`` tickets, shaped by the header like read_table.
+
+    The header is judged on as many rows as :func:`read_table` looks at, so a file gets the
+    same verdict streamed or whole.
+    """
+    shape: TableShape | None = None
+    first: list[list[Any]] = []
+    rows = 0
+    for raw in raw_chunks:
+        if shape is None:
+            first.extend(raw)
+            if len(first) <= HEADER_SAMPLE_ROWS:
+                continue
+            shape, body = TableShape.from_rows(first, name)
+        else:
+            body = shape.body(raw)
+        rows += len(body)
+        yield from _pieces(shape.frame(body), chunk_rows)
+    if shape is None:
+        shape, body = TableShape.from_rows(first, name)
+        rows += len(body)
+        yield from _pieces(shape.frame(body), chunk_rows)
+    if not rows:
+        raise no_tickets_error(shape.columns, name)
 
 
-def _json_frame(records: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
-    stripped = [{str(k).strip(): v for k, v in r.items()} for r in records]
-    rows = [[cell_to_str(r.get(c)) for c in columns] for r in stripped]
-    rows = [row for row in rows if any(cell.strip() for cell in row)]
-    return pd.DataFrame(rows, columns=pd.Index(columns, dtype=object), dtype=object)
+def _pieces(frame: pd.DataFrame, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    for start in range(0, len(frame), chunk_rows):
+        yield frame.iloc[start : start + chunk_rows].reset_index(drop=True)
 
 
 def score_file(
