@@ -34,6 +34,7 @@ from core.tables import (
     json_rows,
     no_tickets_error,
     read_table,
+    reject_binary,
     sniff_delimiter,
 )
 
@@ -61,41 +62,44 @@ def iter_table_chunks(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     *,
     encoding: str | None = None,
-):
+    filename: str | None = None,
+) -> Iterator[tuple[pd.DataFrame, float]]:
     """Yield ``(frame, fraction_read)`` for consecutive chunks of a ticket file.
 
     Every frame has the same columns (those of the file's header, or of the first JSON
     records), cells as ``str``, missing cells "" — the same cells :func:`read_table` returns.
+    ``filename`` (default: the path's name) gives the file type and names it in messages.
     """
     path = Path(path)
-    extension = file_extension(path.name)
+    name = filename or path.name
+    extension = file_extension(name)
     if not path.is_file():
         raise DataError(f"There is no file at '{path}'. Check the path and try again.")
     if path.stat().st_size == 0:
-        raise empty_file_error(path.name)
+        raise empty_file_error(name)
+    whole = {"filename": name, "max_bytes": EXCEL_MAX_BYTES}
     if extension == ".xlsx":
-        yield from _whole(read_table(path, max_bytes=EXCEL_MAX_BYTES), chunk_rows)
+        yield from _whole(read_table(path, **whole), chunk_rows)
         return
-    encoding, prefix_text = detect_encoding(path, encoding)
+    encoding, prefix_text = detect_encoding(path, encoding, filename=name)
     if extension in (".jsonl", ".json") and not _looks_like_json_lines(prefix_text):
         # One JSON document (a list, or {"tickets": [...]}) must be parsed whole.
-        table = read_table(path, max_bytes=EXCEL_MAX_BYTES, encoding=encoding)
-        yield from _whole(table, chunk_rows)
+        yield from _whole(read_table(path, encoding=encoding, **whole), chunk_rows)
         return
     with open(path, "rb") as raw:
         text = io.TextIOWrapper(raw, encoding=encoding, newline="")
         fraction = _fraction_reader(raw, path.stat().st_size)
         if extension in (".jsonl", ".json"):
-            raw_chunks = _json_row_chunks(text, path.name, chunk_rows)
+            raw_chunks = _json_row_chunks(text, name, chunk_rows)
         else:
             delimiter = "\t" if extension == ".tsv" else sniff_delimiter(prefix_text)
-            raw_chunks = _delimited_row_chunks(text, delimiter, path.name, chunk_rows)
+            raw_chunks = _delimited_row_chunks(text, delimiter, name, chunk_rows)
         try:
-            for frame in _shaped_frames(raw_chunks, path.name, chunk_rows):
+            for frame in _shaped_frames(raw_chunks, name, chunk_rows):
                 yield frame, fraction()
         except UnicodeDecodeError as exc:
             raise DataError(
-                f"Part of '{path.name}' is not {encoding} text although its start is "
+                f"Part of '{name}' is not {encoding} text although its start is "
                 f"({exc.reason}). Save the whole file as 'CSV UTF-8' and retry."
             ) from None
 
@@ -107,7 +111,9 @@ def _whole(table: pd.DataFrame, chunk_rows: int) -> Iterator[tuple[pd.DataFrame,
         yield chunk, min(1.0, (start + len(chunk)) / len(table))
 
 
-def detect_encoding(path: Path, encoding: str | None = None) -> tuple[str, str]:
+def detect_encoding(
+    path: Path, encoding: str | None = None, *, filename: str | None = None
+) -> tuple[str, str]:
     """The encoding of the file judged on its first bytes (or the one named), and those bytes
     decoded."""
     with open(path, "rb") as handle:
@@ -120,7 +126,8 @@ def detect_encoding(path: Path, encoding: str | None = None) -> tuple[str, str]:
             # A newline byte is never inside a UTF-8, GB18030 or cp1252 character: cutting
             # there cannot split one, which would fool the detection.
             head = head[: head.rindex(b"\n") + 1]
-    text, used = decode_text(head, path.name, encoding)
+    reject_binary(head, filename or path.name)
+    text, used = decode_text(head, filename or path.name, encoding)
     return used, text
 
 
@@ -214,9 +221,17 @@ def score_file(
     threshold: float | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     encoding: str | None = None,
+    filename: str | None = None,
     on_progress: Callable[[StreamProgress], None] | None = None,
+    on_chunk: Callable[[pd.DataFrame, int], None] | None = None,
+    excel_bom: bool = False,
 ) -> int:
     """Score ``source`` chunk by chunk into the CSV ``out``; return the number of rows.
+
+    ``filename`` names the file (type and messages) when the path does not, e.g. an upload
+    kept under another name. ``on_chunk(scored, first_row)`` sees each scored chunk before it
+    is made safe for Excel, with the position of its first row in the file. ``excel_bom``
+    starts the output with a UTF-8 byte order mark, so Excel reads accents right.
 
     The output is written to ``out + '.partial'`` and renamed at the end, so a failure never
     leaves a file that looks complete.
@@ -227,11 +242,14 @@ def score_file(
         raise DataError(f"There is no folder '{out.parent}' to write '{out.name}' into.")
     partial = out.with_name(out.name + ".partial")
     rows = 0
+    chunks = iter_table_chunks(source, chunk_rows, encoding=encoding, filename=filename)
     try:
-        with open(partial, "w", encoding="utf-8", newline="") as handle:
-            for frame, fraction in iter_table_chunks(source, chunk_rows, encoding=encoding):
+        with open(partial, "w", encoding="utf-8-sig" if excel_bom else "utf-8", newline="") as f:
+            for frame, fraction in chunks:
                 scored = score_table(predictor, frame, text_columns, threshold=threshold)
-                spreadsheet_safe(scored).to_csv(handle, index=False, header=rows == 0)
+                if on_chunk is not None:
+                    on_chunk(scored, rows)
+                spreadsheet_safe(scored).to_csv(f, index=False, header=rows == 0)
                 rows += len(scored)
                 if on_progress is not None:
                     on_progress(StreamProgress(rows, fraction, time.monotonic() - started))
@@ -239,6 +257,19 @@ def score_file(
     finally:
         partial.unlink(missing_ok=True)
     return rows
+
+
+def peek_columns(
+    path: str | os.PathLike, *, filename: str | None = None, encoding: str | None = None
+) -> list[str]:
+    """The columns of a ticket file, read from its start (Excel: the whole file), checked like
+    :func:`read_table` checks them. DataError when the file cannot be read as tickets."""
+    chunks = iter_table_chunks(path, HEADER_SAMPLE_ROWS, encoding=encoding, filename=filename)
+    try:
+        frame, _ = next(chunks)
+    finally:
+        chunks.close()
+    return [str(column) for column in frame.columns]
 
 
 def progress_bar(progress: StreamProgress, width: int = 30) -> str:

@@ -100,7 +100,7 @@ def read_table_details(
     if extension == ".xlsx":
         rows, file_format = _read_excel_rows(data, name), "excel"
     else:
-        _reject_binary(data, name)
+        reject_binary(data, name)
         text, used, guessed = decode_bytes(data, name, encoding)
         if not text.strip():
             raise empty_file_error(name)
@@ -167,7 +167,8 @@ def file_extension(name: str) -> str:
     return extension
 
 
-def _reject_binary(data: bytes, name: str) -> None:
+def reject_binary(data: bytes, name: str) -> None:
+    """DataError when the bytes (a file's start at least) are not a text table."""
     for magic, kind in _MAGIC_NUMBERS:
         if data.startswith(magic):
             raise DataError(
