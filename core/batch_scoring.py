@@ -22,8 +22,21 @@ import pandas as pd
 from core.encodings import decode_text
 from core.errors import DataError
 from core.scoring import score_table, spreadsheet_safe
-from core.tables import file_extension, read_table, sniff_delimiter
-from core.text import cell_to_str
+from core.tables import (
+    DELIMITED_OPTIONS,
+    HEADER_SAMPLE_ROWS,
+    TableShape,
+    empty_file_error,
+    file_extension,
+    inconsistent_table_error,
+    json_keys,
+    json_line_record,
+    json_rows,
+    no_tickets_error,
+    read_table,
+    reject_binary,
+    sniff_delimiter,
+)
 
 DEFAULT_CHUNK_ROWS = 5000
 _DETECT_BYTES = 64 * 1024
@@ -49,45 +62,58 @@ def iter_table_chunks(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     *,
     encoding: str | None = None,
-):
+    filename: str | None = None,
+) -> Iterator[tuple[pd.DataFrame, float]]:
     """Yield ``(frame, fraction_read)`` for consecutive chunks of a ticket file.
 
     Every frame has the same columns (those of the file's header, or of the first JSON
     records), cells as ``str``, missing cells "" — the same cells :func:`read_table` returns.
+    ``filename`` (default: the path's name) gives the file type and names it in messages.
     """
     path = Path(path)
-    extension = file_extension(path.name)
+    name = filename or path.name
+    extension = file_extension(name)
     if not path.is_file():
         raise DataError(f"There is no file at '{path}'. Check the path and try again.")
     if path.stat().st_size == 0:
-        raise DataError(f"The file '{path.name}' is empty. It needs a header row and tickets.")
+        raise empty_file_error(name)
+    whole = {"filename": name, "max_bytes": EXCEL_MAX_BYTES}
     if extension == ".xlsx":
-        yield read_table(path, max_bytes=EXCEL_MAX_BYTES), 1.0
+        yield from _whole(read_table(path, **whole), chunk_rows)
         return
-    encoding, prefix_text = detect_encoding(path, encoding)
+    encoding, prefix_text = detect_encoding(path, encoding, filename=name)
     if extension in (".jsonl", ".json") and not _looks_like_json_lines(prefix_text):
         # One JSON document (a list, or {"tickets": [...]}) must be parsed whole.
-        yield read_table(path, max_bytes=EXCEL_MAX_BYTES, encoding=encoding), 1.0
+        yield from _whole(read_table(path, encoding=encoding, **whole), chunk_rows)
         return
     with open(path, "rb") as raw:
         text = io.TextIOWrapper(raw, encoding=encoding, newline="")
         fraction = _fraction_reader(raw, path.stat().st_size)
         if extension in (".jsonl", ".json"):
-            chunks = _json_line_chunks(text, path.name, chunk_rows)
+            raw_chunks = _json_row_chunks(text, name, chunk_rows)
         else:
             delimiter = "\t" if extension == ".tsv" else sniff_delimiter(prefix_text)
-            chunks = _delimited_chunks(text, delimiter, path.name, chunk_rows)
+            raw_chunks = _delimited_row_chunks(text, delimiter, name, chunk_rows)
         try:
-            for frame in chunks:
+            for frame in _shaped_frames(raw_chunks, name, chunk_rows):
                 yield frame, fraction()
         except UnicodeDecodeError as exc:
             raise DataError(
-                f"Part of '{path.name}' is not {encoding} text although its start is "
+                f"Part of '{name}' is not {encoding} text although its start is "
                 f"({exc.reason}). Save the whole file as 'CSV UTF-8' and retry."
             ) from None
 
 
-def detect_encoding(path: Path, encoding: str | None = None) -> tuple[str, str]:
+def _whole(table: pd.DataFrame, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, float]]:
+    """A table read whole, handed on in chunks (the fraction: the share of rows handed on)."""
+    for start in range(0, len(table), chunk_rows):
+        chunk = table.iloc[start : start + chunk_rows].reset_index(drop=True)
+        yield chunk, min(1.0, (start + len(chunk)) / len(table))
+
+
+def detect_encoding(
+    path: Path, encoding: str | None = None, *, filename: str | None = None
+) -> tuple[str, str]:
     """The encoding of the file judged on its first bytes (or the one named), and those bytes
     decoded."""
     with open(path, "rb") as handle:
@@ -100,7 +126,8 @@ def detect_encoding(path: Path, encoding: str | None = None) -> tuple[str, str]:
             # A newline byte is never inside a UTF-8, GB18030 or cp1252 character: cutting
             # there cannot split one, which would fool the detection.
             head = head[: head.rindex(b"\n") + 1]
-    text, used = decode_text(head, path.name, encoding)
+    reject_binary(head, filename or path.name)
+    text, used = decode_text(head, filename or path.name, encoding)
     return used, text
 
 
@@ -116,116 +143,73 @@ def _fraction_reader(raw: IO[bytes], size: int) -> Callable[[], float]:
     return lambda: min(1.0, raw.tell() / size) if size else 1.0
 
 
-def _delimited_chunks(
+def _delimited_row_chunks(
     text: IO[str], delimiter: str, name: str, chunk_rows: int
-) -> Iterator[pd.DataFrame]:
-    reader = pd.read_csv(
-        text,
-        sep=delimiter,
-        header=None,
-        dtype=str,
-        keep_default_na=False,
-        na_filter=False,
-        skip_blank_lines=True,
-        chunksize=chunk_rows,
-    )
-    shaper: _Shaper | None = None
+) -> Iterator[list[list[Any]]]:
+    """Raw rows (the header row first) read ``chunk_rows`` at a time."""
     try:
+        reader = pd.read_csv(text, sep=delimiter, chunksize=chunk_rows, **DELIMITED_OPTIONS)
         for chunk in reader:
-            rows = chunk.to_numpy(dtype=object).tolist()
-            if shaper is None:
-                first = _first_chunk(rows, name)
-                shaper = _Shaper(rows[0], list(first.columns))
-                rows = rows[1:]
-            yield shaper.frame(rows)
+            yield chunk.to_numpy(dtype=object).tolist()
     except pd.errors.ParserError as exc:
-        raise DataError(
-            f"The file '{name}' is not a consistent table: {str(exc).strip().splitlines()[0]}. "
-            "Check that every row has as many values as the header row."
-        ) from None
+        raise inconsistent_table_error(exc, delimiter, name) from None
     except pd.errors.EmptyDataError:
-        raise DataError(f"The file '{name}' is empty. It needs a header row and tickets.") from None
+        raise empty_file_error(name) from None
 
 
-def _first_chunk(rows: list[list[Any]], name: str) -> pd.DataFrame:
-    stand_in = "first-chunk.tsv"
-    try:
-        return read_table(_as_tsv(rows), filename=stand_in)
-    except DataError as exc:
-        raise DataError(str(exc).replace(stand_in, name)) from None
-
-
-def _as_tsv(rows: list[list[Any]]) -> bytes:
-    """Rows back as TSV bytes, so read_table checks the header exactly as for a whole file."""
-    buffer = io.StringIO()
-    pd.DataFrame(rows).to_csv(buffer, sep="\t", header=False, index=False)
-    return buffer.getvalue().encode("utf-8")
-
-
-class _Shaper:
-    """Turns raw rows of later chunks into frames with the first chunk's columns.
-
-    Like read_table: cells become strings, empty rows and copies of the header row are
-    dropped, columns named in the header are kept.
-    """
-
-    def __init__(self, raw_header: list[Any], columns: list[str]) -> None:
-        header = [cell_to_str(c).strip() for c in raw_header]
-        self.header = header
-        self.columns = columns
-        self.positions = [header.index(c) for c in columns]
-
-    def frame(self, rows: list[list[Any]]) -> pd.DataFrame:
-        width = len(self.header)
-        body = []
-        for row in rows:
-            cells = [cell_to_str(c) for c in row] + [""] * (width - len(row))
-            stripped = [c.strip() for c in cells]
-            if any(stripped) and stripped[:width] != self.header:
-                body.append([cells[i] for i in self.positions])
-        return pd.DataFrame(body, columns=pd.Index(self.columns, dtype=object), dtype=object)
-
-
-def _json_line_chunks(text: IO[str], name: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    columns: list[str] | None = None
+def _json_row_chunks(text: IO[str], name: str, chunk_rows: int) -> Iterator[list[list[Any]]]:
+    """Raw rows of a JSON Lines file, the header (the first chunk's fields) first; fields seen
+    only in later chunks are not in the output."""
+    keys: list[str] | None = None
     records: list[dict[str, Any]] = []
     for number, line in enumerate(text, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"Line {number} of '{name}' is not valid JSON ({exc.msg}). JSON Lines files need "
-                "one complete JSON object per line; fix or remove that line."
-            ) from None
-        if not isinstance(record, dict):
-            raise DataError(f"Line {number} of '{name}' is not a JSON object with named fields.")
-        records.append(record)
-        if len(records) >= chunk_rows:
-            columns = columns or _json_columns(records)
-            yield _json_frame(records, columns)
+        record = json_line_record(line, number, name)
+        if record is not None:
+            records.append(record)
+        if len(records) >= chunk_rows or (keys is None and len(records) > HEADER_SAMPLE_ROWS):
+            if keys is None:
+                keys = json_keys(records)
+                yield [keys]
+            yield json_rows(records, keys)
             records = []
-    if records or columns is None:
-        if columns is None and not records:
-            raise DataError(f"The file '{name}' has no tickets.")
-        columns = columns or _json_columns(records)
-        yield _json_frame(records, columns)
+    if keys is None:
+        keys = json_keys(records)
+        yield [keys]
+    yield json_rows(records, keys)
 
 
-def _json_columns(records: list[dict[str, Any]]) -> list[str]:
-    """The fields of the first chunk; fields seen only later are not in the output."""
-    columns: dict[str, None] = {}
-    for record in records:
-        columns.update(dict.fromkeys(str(k).strip() for k in record))
-    return list(columns)
+def _shaped_frames(
+    raw_chunks: Iterator[list[list[Any]]], name: str, chunk_rows: int
+) -> Iterator[pd.DataFrame]:
+    """Frames of at most ``chunk_rows`` tickets, shaped by the header like read_table.
+
+    The header is judged on as many rows as :func:`read_table` looks at, so a file gets the
+    same verdict streamed or whole.
+    """
+    shape: TableShape | None = None
+    first: list[list[Any]] = []
+    rows = 0
+    for raw in raw_chunks:
+        if shape is None:
+            first.extend(raw)
+            if len(first) <= HEADER_SAMPLE_ROWS:
+                continue
+            shape, body = TableShape.from_rows(first, name)
+        else:
+            body = shape.body(raw)
+        rows += len(body)
+        yield from _pieces(shape.frame(body), chunk_rows)
+    if shape is None:
+        shape, body = TableShape.from_rows(first, name)
+        rows += len(body)
+        yield from _pieces(shape.frame(body), chunk_rows)
+    if not rows:
+        raise no_tickets_error(shape.columns, name)
 
 
-def _json_frame(records: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
-    stripped = [{str(k).strip(): v for k, v in r.items()} for r in records]
-    rows = [[cell_to_str(r.get(c)) for c in columns] for r in stripped]
-    rows = [row for row in rows if any(cell.strip() for cell in row)]
-    return pd.DataFrame(rows, columns=pd.Index(columns, dtype=object), dtype=object)
+def _pieces(frame: pd.DataFrame, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    for start in range(0, len(frame), chunk_rows):
+        yield frame.iloc[start : start + chunk_rows].reset_index(drop=True)
 
 
 def score_file(
@@ -237,9 +221,17 @@ def score_file(
     threshold: float | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     encoding: str | None = None,
+    filename: str | None = None,
     on_progress: Callable[[StreamProgress], None] | None = None,
+    on_chunk: Callable[[pd.DataFrame, int], None] | None = None,
+    excel_bom: bool = False,
 ) -> int:
     """Score ``source`` chunk by chunk into the CSV ``out``; return the number of rows.
+
+    ``filename`` names the file (type and messages) when the path does not, e.g. an upload
+    kept under another name. ``on_chunk(scored, first_row)`` sees each scored chunk before it
+    is made safe for Excel, with the position of its first row in the file. ``excel_bom``
+    starts the output with a UTF-8 byte order mark, so Excel reads accents right.
 
     The output is written to ``out + '.partial'`` and renamed at the end, so a failure never
     leaves a file that looks complete.
@@ -250,11 +242,14 @@ def score_file(
         raise DataError(f"There is no folder '{out.parent}' to write '{out.name}' into.")
     partial = out.with_name(out.name + ".partial")
     rows = 0
+    chunks = iter_table_chunks(source, chunk_rows, encoding=encoding, filename=filename)
     try:
-        with open(partial, "w", encoding="utf-8", newline="") as handle:
-            for frame, fraction in iter_table_chunks(source, chunk_rows, encoding=encoding):
+        with open(partial, "w", encoding="utf-8-sig" if excel_bom else "utf-8", newline="") as f:
+            for frame, fraction in chunks:
                 scored = score_table(predictor, frame, text_columns, threshold=threshold)
-                spreadsheet_safe(scored).to_csv(handle, index=False, header=rows == 0)
+                if on_chunk is not None:
+                    on_chunk(scored, rows)
+                spreadsheet_safe(scored).to_csv(f, index=False, header=rows == 0)
                 rows += len(scored)
                 if on_progress is not None:
                     on_progress(StreamProgress(rows, fraction, time.monotonic() - started))
@@ -262,6 +257,19 @@ def score_file(
     finally:
         partial.unlink(missing_ok=True)
     return rows
+
+
+def peek_columns(
+    path: str | os.PathLike, *, filename: str | None = None, encoding: str | None = None
+) -> list[str]:
+    """The columns of a ticket file, read from its start (Excel: the whole file), checked like
+    :func:`read_table` checks them. DataError when the file cannot be read as tickets."""
+    chunks = iter_table_chunks(path, HEADER_SAMPLE_ROWS, encoding=encoding, filename=filename)
+    try:
+        frame, _ = next(chunks)
+    finally:
+        chunks.close()
+    return [str(column) for column in frame.columns]
 
 
 def progress_bar(progress: StreamProgress, width: int = 30) -> str:

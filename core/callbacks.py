@@ -17,6 +17,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from core import atomic
+from core.distributed import agree_max
 from core.errors import JobCancelledError, TicketTuneError
 from core.progress import ProgressCallback, ProgressEvent
 
@@ -109,26 +110,42 @@ class StopControl(TrainerCallback):
     can still become the best checkpoint. A cancel during a validation check aborts it at the
     next batch (raising JobCancelledError out of the Trainer): a check over many tickets on a
     busy machine took tens of seconds, during which Cancel seemed to do nothing.
+
+    Under torchrun every rank must stop at the same step (a rank that trains on waits forever
+    for the others in the next gradient exchange), so each check is agreed: the strongest wish
+    of any rank (cancel over time budget over go on) is everyone's decision.
     """
+
+    GO_ON, TIME_BUDGET, CANCEL = 0, 1, 2
 
     def __init__(self, cancel: threading.Event, deadline: float | None):
         self.cancel = cancel
         self.deadline = deadline
         self.reason: str | None = None
 
+    def _agreed(self, *, budget: bool) -> int:
+        if self.cancel.is_set():
+            wish = self.CANCEL
+        elif budget and self.deadline is not None and time.monotonic() >= self.deadline:
+            wish = self.TIME_BUDGET
+        else:
+            wish = self.GO_ON
+        return agree_max(wish)
+
     def on_step_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs
     ):
-        if self.cancel.is_set():
+        decision = self._agreed(budget=True)
+        if decision == self.CANCEL:
             self.reason = "cancelled"
             control.should_training_stop = True
-        elif self.deadline is not None and time.monotonic() >= self.deadline:
+        elif decision == self.TIME_BUDGET:
             self.reason = "time budget"
             control.should_training_stop = True
             control.should_evaluate = True
 
     def on_prediction_step(self, args, state, control, **kwargs):
-        if self.cancel.is_set():
+        if self._agreed(budget=False) == self.CANCEL:
             self.reason = "cancelled"
             raise JobCancelledError()
 

@@ -61,6 +61,24 @@ def participants() -> int:
     return int(one.item())
 
 
+def agree_max(value: int) -> int:
+    """The largest ``value`` any rank holds (a collective: every rank must call it as often).
+
+    ``value`` itself when no process group is running. Ranks use it to take one decision
+    together (stop training now?) where each would otherwise read its own clock.
+    """
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    on_gpu = dist.get_backend() == "nccl"
+    device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")
+    flag = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return int(flag.item())
+
+
 def run_worker_rank(execute: Callable[..., Any], request: Any) -> int:
     """What a non-zero rank does for ``train``: the same pipeline, writing into scratch space.
 

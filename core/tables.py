@@ -28,6 +28,8 @@ FILE_TYPES = tuple(ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS)
 
 DELIMITER_CANDIDATES = ",;\t|"
 _SNIFF_CHARS = 64 * 1024
+#: Data rows the header check looks at (is the first row a ticket rather than names?).
+HEADER_SAMPLE_ROWS = 1000
 
 #: Starts of common binary files, so a renamed file gets a precise message.
 _MAGIC_NUMBERS: tuple[tuple[bytes, str], ...] = (
@@ -93,15 +95,15 @@ def read_table_details(
     data, name = _load_bytes(source, filename, max_bytes)
     extension = file_extension(name)
     if not data.strip():
-        raise _empty_file(name)
+        raise empty_file_error(name)
     used, guessed, delimiter = None, False, None
     if extension == ".xlsx":
         rows, file_format = _read_excel_rows(data, name), "excel"
     else:
-        _reject_binary(data, name)
+        reject_binary(data, name)
         text, used, guessed = decode_bytes(data, name, encoding)
         if not text.strip():
-            raise _empty_file(name)
+            raise empty_file_error(name)
         if extension in (".jsonl", ".json"):
             rows, file_format = _read_json_rows(text, name), "jsonl"
         else:
@@ -114,7 +116,7 @@ def read_table_details(
     return TableRead(frame, name, file_format, used, guessed, delimiter, len(data))
 
 
-def _empty_file(name: str) -> DataError:
+def empty_file_error(name: str) -> DataError:
     return DataError(f"The file '{name}' is empty. Upload a file with a header row and tickets.")
 
 
@@ -165,7 +167,8 @@ def file_extension(name: str) -> str:
     return extension
 
 
-def _reject_binary(data: bytes, name: str) -> None:
+def reject_binary(data: bytes, name: str) -> None:
+    """DataError when the bytes (a file's start at least) are not a text table."""
     for magic, kind in _MAGIC_NUMBERS:
         if data.startswith(magic):
             raise DataError(
@@ -224,26 +227,33 @@ def _parse_prefix(sample: str, delimiter: str, limit: int = 50) -> list[list[str
 
 def _read_delimited_rows(text: str, delimiter: str, name: str) -> list[list[Any]]:
     try:
-        frame = pd.read_csv(
-            io.StringIO(text),
-            sep=delimiter,
-            header=None,
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            skip_blank_lines=True,
-        )
+        frame = pd.read_csv(io.StringIO(text), sep=delimiter, **DELIMITED_OPTIONS)
     except pd.errors.EmptyDataError:
-        raise _empty_file(name) from None
+        raise empty_file_error(name) from None
     except pd.errors.ParserError as exc:
-        shown = "tab" if delimiter == "\t" else f"'{delimiter}'"
-        raise DataError(
-            f"The file '{name}' is not a consistent table with {shown} between values: "
-            f"{_parser_problem(exc)}. Check that every row has as many values as the header "
-            "row, and that text containing the delimiter or line breaks is wrapped in double "
-            "quotes."
-        ) from None
+        raise inconsistent_table_error(exc, delimiter, name) from None
     return frame.to_numpy(dtype=object).tolist()
+
+
+#: How pandas reads a delimited file: no header inference, every cell a string, "" for empty.
+DELIMITED_OPTIONS: dict[str, Any] = {
+    "header": None,
+    "dtype": str,
+    "keep_default_na": False,
+    "na_filter": False,
+    "skip_blank_lines": True,
+}
+
+
+def inconsistent_table_error(exc: Exception, delimiter: str, name: str) -> DataError:
+    """What pandas' tokenizer found wrong with a delimited file, said for the analyst."""
+    shown = "tab" if delimiter == "\t" else f"'{delimiter}'"
+    return DataError(
+        f"The file '{name}' is not a consistent table with {shown} between values: "
+        f"{_parser_problem(exc)}. Check that every row has as many values as the header "
+        "row, and that text containing the delimiter or line breaks is wrapped in double "
+        "quotes."
+    )
 
 
 def _parser_problem(exc: Exception) -> str:
@@ -281,11 +291,21 @@ def _read_excel_rows(data: bytes, name: str) -> list[list[Any]]:
 
 def _read_json_rows(text: str, name: str) -> list[list[Any]]:
     records = _json_records(text, name)
+    header = json_keys(records)
+    return [header, *json_rows(records, header)]
+
+
+def json_keys(records: list[dict[str, Any]]) -> list[str]:
+    """Every field named in the records, in order of first appearance: the header row."""
     columns: dict[str, None] = {}
     for record in records:
         columns.update(dict.fromkeys(record))
-    header = list(columns)
-    return [header] + [[record.get(column) for column in header] for record in records]
+    return list(columns)
+
+
+def json_rows(records: list[dict[str, Any]], keys: list[str]) -> list[list[Any]]:
+    """The records as rows under the header ``keys`` (a missing field is a missing cell)."""
+    return [[record.get(key) for key in keys] for record in records]
 
 
 def _json_records(text: str, name: str) -> list[dict[str, Any]]:
@@ -326,48 +346,128 @@ def _objects(items: Any, name: str) -> list[dict[str, Any]]:
 def _json_lines(text: str, name: str) -> list[dict[str, Any]]:
     records = []
     for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"Line {number} of '{name}' is not valid JSON ({exc.msg}). JSON Lines files need "
-                "one complete JSON object per line; fix or remove that line."
-            ) from None
-        if not isinstance(record, dict):
-            raise DataError(
-                f"Line {number} of '{name}' is not a JSON object with named fields (like "
-                '{"subject": "...", "category": "..."}). Every line must be one.'
-            )
-        records.append(record)
+        record = json_line_record(line, number, name)
+        if record is not None:
+            records.append(record)
     return records
 
 
-def _rows_to_frame(rows: list[list[Any]], name: str) -> pd.DataFrame:
-    """Turn header + data rows into a DataFrame of strings, checking the header.
-
-    Empty rows, empty nameless columns and copies of the header row (left by pasting several
-    exports together) are not data and are left out.
-    """
-    rows = [[cell_to_str(cell) for cell in row] for row in rows]
-    rows = [row for row in rows if any(cell.strip() for cell in row)]
-    if not rows:
-        raise _empty_file(name)
-    width = max(len(row) for row in rows)
-    rows = [row + [""] * (width - len(row)) for row in rows]
-    header = [cell.strip() for cell in rows[0]]
-    body = [row for row in rows[1:] if [cell.strip() for cell in row] != header]
-    keep = [i for i in range(width) if header[i] or any(row[i].strip() for row in body)]
-    header = [header[i] for i in keep]
-    body = [[row[i] for i in keep] for row in body]
-    _check_header(header, body, name)
-    if not body:
+def json_line_record(line: str, number: int, name: str) -> dict[str, Any] | None:
+    """Line ``number`` of a JSON Lines file as a record; None for a blank line."""
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
         raise DataError(
-            f"Your file has column names but no tickets: '{name}' has only the header row "
-            f"({', '.join(header)}). Add rows with tickets below it."
+            f"Line {number} of '{name}' is not valid JSON ({exc.msg}). JSON Lines files need "
+            "one complete JSON object per line; fix or remove that line."
+        ) from None
+    if not isinstance(record, dict):
+        raise DataError(
+            f"Line {number} of '{name}' is not a JSON object with named fields (like "
+            '{"subject": "...", "category": "..."}). Every line must be one.'
         )
-    return pd.DataFrame(body, columns=pd.Index(header, dtype=object), dtype=object)
+    return record
+
+
+def _rows_to_frame(rows: list[list[Any]], name: str) -> pd.DataFrame:
+    """Turn header + data rows into a DataFrame of strings, checking the header."""
+    shape, body = TableShape.from_rows(rows, name)
+    if not body:
+        raise no_tickets_error(shape.columns, name)
+    return shape.frame(body)
+
+
+def no_tickets_error(columns: list[str], name: str) -> DataError:
+    return DataError(
+        f"Your file has column names but no tickets: '{name}' has only the header row "
+        f"({', '.join(columns)}). Add rows with tickets below it."
+    )
+
+
+@dataclass(frozen=True)
+class TableShape:
+    """What the header row says about a table's rows: the one home of the header rules.
+
+    Cells become ``str`` (missing: ""); rows in which every cell is empty, and copies of the
+    header row (left by pasting several exports together), are not data; a column with no name
+    is dropped when it is empty and an error when it holds values; the header must name the
+    columns (not be a ticket) without repeating a name. :func:`read_table` applies it to a
+    whole file, :mod:`core.batch_scoring` to each chunk of a streamed one.
+    """
+
+    header: tuple[str, ...]  # the stripped header cells, one per raw column
+    keep: tuple[int, ...]  # positions of the columns kept
+    name: str  # the file's name, for messages
+
+    @property
+    def columns(self) -> list[str]:
+        return [self.header[i] for i in self.keep]
+
+    @classmethod
+    def from_rows(cls, rows: list[list[Any]], name: str) -> tuple[TableShape, list[list[str]]]:
+        """The shape given by the first non-empty row, and the data rows that follow it
+        (shaped). Raises DataError for an empty table or a header that does not name columns.
+        """
+        rows = [row for row in _text_rows(rows) if _has_text(row)]
+        if not rows:
+            raise empty_file_error(name)
+        width = max(len(row) for row in rows)
+        rows = [row + [""] * (width - len(row)) for row in rows]
+        header = tuple(cell.strip() for cell in rows[0])
+        body = [row for row in rows[1:] if not _is_copy_of(row, header)]
+        keep = tuple(i for i in range(width) if header[i] or any(row[i].strip() for row in body))
+        shape = cls(header, keep, name)
+        kept = [[row[i] for i in keep] for row in body]
+        _check_header(shape.columns, kept, name)
+        return shape, kept
+
+    def body(self, rows: list[list[Any]]) -> list[list[str]]:
+        """Later data rows in this shape (the kept columns; empty rows, header copies out)."""
+        width = len(self.header)
+        shaped = []
+        for row in _text_rows(rows):
+            if not _has_text(row) or _is_copy_of(row, self.header):
+                continue
+            row = row + [""] * (width - len(row))
+            self._check_dropped(row)
+            shaped.append([row[i] for i in self.keep])
+        return shaped
+
+    def frame(self, body: list[list[str]]) -> pd.DataFrame:
+        columns = pd.Index(self.columns, dtype=object)
+        return pd.DataFrame(body, columns=columns, dtype=object)
+
+    def _check_dropped(self, row: list[str]) -> None:
+        """A value in a column dropped for having no name and no values (so far)."""
+        if len(self.keep) == len(row):
+            return
+        kept = set(self.keep)
+        named = [i + 1 for i, cell in enumerate(row) if i not in kept and cell.strip()]
+        if named:
+            raise _nameless_column_error([str(i) for i in named], self.name)
+
+
+def _text_rows(rows: list[list[Any]]) -> list[list[str]]:
+    return [[cell_to_str(cell) for cell in row] for row in rows]
+
+
+def _has_text(row: list[str]) -> bool:
+    return any(cell.strip() for cell in row)
+
+
+def _is_copy_of(row: list[str], header: tuple[str, ...]) -> bool:
+    """A copy of the header row (as wide as it, or wider with only empty cells beyond)."""
+    cells = [cell.strip() for cell in row] + [""] * (len(header) - len(row))
+    return tuple(cells[: len(header)]) == header and not any(cells[len(header) :])
+
+
+def _nameless_column_error(numbers: list[str], name: str) -> DataError:
+    return DataError(
+        f"Column {', '.join(numbers)} of '{name}' has no name in the header row but contains "
+        "values. Give every column a name in the first row."
+    )
 
 
 def _check_header(header: list[str], body: list[list[str]], name: str) -> None:
@@ -381,10 +481,7 @@ def _check_header(header: list[str], body: list[list[str]], name: str) -> None:
         )
     blank = [str(i + 1) for i, column in enumerate(header) if not column]
     if blank:
-        raise DataError(
-            f"Column {', '.join(blank)} of '{name}' has no name in the header row but contains "
-            "values. Give every column a name in the first row."
-        )
+        raise _nameless_column_error(blank, name)
     duplicates = [column for column, count in Counter(header).items() if count > 1]
     if duplicates:
         names = ", ".join(f"'{c}'" for c in duplicates)
@@ -396,7 +493,7 @@ def _check_header(header: list[str], body: list[list[str]], name: str) -> None:
 
 def _data_like_header_cells(header: list[str], body: list[list[str]]) -> list[str]:
     """Header cells that look like data: a number, or a value that recurs in its own column."""
-    sample = body[:1000]
+    sample = body[:HEADER_SAMPLE_ROWS]
     found = []
     for i, cell in enumerate(header):
         if cell and (_NUMBER.match(cell) or any(row[i].strip() == cell for row in sample)):

@@ -65,13 +65,14 @@ class Workspace:
     def save_upload(self, data: bytes, filename: str) -> str:
         """Store an uploaded file; the id is a hash of name and content (same file, same id)."""
         name = _safe_filename(filename)
-        digest = hashlib.sha256(name.encode("utf-8") + b"\0" + bytes(data)).hexdigest()
-        upload_id = digest[:16]
+        digest = hashlib.sha256(name.encode("utf-8") + b"\0")
+        digest.update(data)  # no joined copy of a large upload
+        upload_id = digest.hexdigest()[:16]
         folder = self._folder(upload_id)
         try:
             folder.mkdir(parents=True, exist_ok=True)
             if not (folder / DATA_FILE).is_file():
-                atomic.write_bytes(folder / DATA_FILE, bytes(data))
+                atomic.write_bytes(folder / DATA_FILE, data)
             meta = {"filename": name, "size_bytes": len(data), "saved_at": utc_now_iso()}
             meta["encoding"] = _read_json(folder / META_FILE).get("encoding")
             atomic.write_json(folder / META_FILE, meta)
@@ -89,6 +90,13 @@ class Workspace:
     def folder(self, upload_id: str) -> Path:
         """The upload's folder, where what belongs to it (label decisions, audits) is kept."""
         return self._folder(upload_id)
+
+    def data_path(self, upload_id: str) -> Path:
+        """Where the upload's bytes are, to stream them (DataError if they are gone)."""
+        path = self._folder(upload_id) / DATA_FILE
+        if not path.is_file():
+            raise DataError("The uploaded file is no longer on the server. Upload it again.")
+        return path
 
     def load_upload(self, upload_id: str) -> tuple[bytes, str]:
         """The bytes and file name of an upload; DataError if it is gone."""

@@ -104,6 +104,47 @@ def test_a_file_with_a_data_row_as_header_names_the_file(tmp_path):
         list(iter_table_chunks(source, chunk_rows=5))
 
 
+def test_a_ticket_as_header_is_refused_streamed_as_whole_even_when_spotted_late(tmp_path):
+    """The header is judged on the same rows as read_table: here the first row's label recurs
+    only after the first chunks, and both readers still refuse the file."""
+    source = tmp_path / "noheader.csv"
+    rows = ["Printer broken,hardware"]
+    rows += [f"Refund {i} please,billing" for i in range(300)] + ["Laptop dead,hardware"]
+    source.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match="looks like a ticket"):
+        read_table(source)
+    with pytest.raises(DataError, match=r"noheader\.csv.*looks like a ticket"):
+        list(iter_table_chunks(source, chunk_rows=10))
+
+
+def test_values_in_a_nameless_column_late_in_the_file_are_refused_like_read_table(tmp_path):
+    source = tmp_path / "stray.csv"
+    rows = ["id,ticket,"] + [f"{i},ticket number {i}," for i in range(2500)]
+    rows[2200] = "2199,ticket number 2199,stray note"
+    source.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"Column 3 .* has no name"):
+        read_table(source)
+    with pytest.raises(DataError, match=r"Column 3 .* has no name"):
+        list(iter_table_chunks(source, chunk_rows=500))
+
+
+def test_json_lines_fields_that_clash_once_stripped_are_refused_like_read_table(tmp_path):
+    source = tmp_path / "clash.jsonl"
+    lines = [json.dumps({"ticket": f"text {i}", " ticket": "again"}) for i in range(5)]
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match="more than once: 'ticket'"):
+        read_table(source)
+    with pytest.raises(DataError, match="more than once: 'ticket'"):
+        list(iter_table_chunks(source, chunk_rows=2))
+
+
+def test_a_header_only_file_streamed_says_it_has_no_tickets(tmp_path):
+    source = tmp_path / "header.csv"
+    source.write_text("id,ticket\n,\n", encoding="utf-8")
+    with pytest.raises(DataError, match="no tickets"):
+        list(iter_table_chunks(source, chunk_rows=1))
+
+
 def test_bytes_that_do_not_match_the_encoding_of_the_start_are_a_plain_error(tmp_path):
     source = tmp_path / "mixed.csv"
     start = "id,ticket\n" + "".join(f"{i},plain ascii ticket {i}\n" for i in range(8000))

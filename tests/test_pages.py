@@ -6,6 +6,7 @@ training uses the tiny random BERT so a run takes seconds.
 
 from __future__ import annotations
 
+import io
 import random
 import shutil
 import threading
@@ -25,6 +26,7 @@ from core.jobs import JobManager
 from core.pipeline import TrainingRequest, execute
 from core.runs import RunStore
 from core.schema import LabelScheme
+from core.scored_files import FIRST_ROWS, list_scored, scored_folder
 from core.workspace import Workspace
 from ui.safe_text import md
 from ui.state import shutdown_all
@@ -453,6 +455,114 @@ def test_batch_scoring_gives_a_table_to_download(with_trained_run):
     assert {"predicted_label", "confidence", "needs_review"} <= set(scored.columns)
     assert at.download_button(key="predict_download")
     assert at.download_button(key="predict_download_model")
+
+
+@pytest.fixture
+def media_managers(monkeypatch) -> list:
+    """The media file manager of each AppTest run, so a test can fetch a download as the
+    browser does (a deferred download runs its callable only when fetched)."""
+    import streamlit.testing.v1.app_test as app_test
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    made: list = []
+
+    class Recorded(MediaFileManager):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(app_test, "MediaFileManager", Recorded)
+    return made
+
+
+def downloaded(button, managers: list) -> bytes:
+    """What clicking a download button of the last AppTest run hands the browser."""
+    proto, manager = button.proto, managers[-1]
+    if proto.HasField("deferred_file_id"):
+        url = manager.execute_deferred(proto.deferred_file_id)
+    else:
+        url = proto.url
+    return manager._storage.get_file(url.rsplit("/", 1)[-1]).content
+
+
+def scored_csv(data: bytes) -> pd.DataFrame:
+    assert data.startswith(b"\xef\xbb\xbf")  # UTF-8 with BOM: Excel reads accents right
+    return pd.read_csv(io.BytesIO(data), encoding="utf-8-sig", dtype=str, keep_default_na=False)
+
+
+def test_batch_scoring_streams_into_the_run_and_the_download_holds_every_row(
+    with_trained_run, media_managers
+):
+    """More tickets than one chunk: scored by the streaming path into a file of the run; the
+    page shows the first rows, the counts and the download, which holds every scored row."""
+    run = RunStore().get(with_trained_run)
+    run.save_automation_threshold(0.5)
+    new = ticket_frame(300, seed=7).drop(columns=["category"])  # 1,200 tickets
+    new.insert(0, "ticket_id", [f"N-{i:04d}" for i in range(len(new))])
+    new.loc[5, "subject"] = "=cmd() Café"  # a formula-like cell and an accent
+    at = open_page("pages/predict.py")
+    at.file_uploader(key="predict_upload").upload("new.csv", csv_bytes(new), "text/csv")
+    at.run()
+    at.button(key="predict_score").click().run()
+    no_errors(at)
+    files = list_scored(run)
+    assert [f.rows for f in files] == [1200] and files[0].folder.parent == scored_folder(run)
+    shown = table_in(at, "predict_results")
+    assert len(shown) == FIRST_ROWS
+    assert shown["ticket_id"].tolist() == new["ticket_id"].head(FIRST_ROWS).tolist()
+    assert any(f"The first {FIRST_ROWS} of 1,200 tickets" in c.value for c in at.caption)
+    review = files[0].needs_review
+    assert any(f"Labelled 1,200 tickets. {review:,} are marked" in s.value for s in at.success)
+    assert at.get_by_key("predict_label_counts")
+
+    scored = scored_csv(downloaded(at.download_button(key="predict_download"), media_managers))
+    assert scored["ticket_id"].tolist() == new["ticket_id"].tolist()
+    assert scored.loc[5, "subject"] == "'=cmd() Café"  # safe to open in Excel
+    assert set(scored["predicted_label"]) <= set(TOPICS_4)
+    assert (scored["needs_review"] == "True").sum() == review
+    confidence = scored["confidence"].astype(float)
+    assert ((confidence < 0.5) == (scored["needs_review"] == "True")).all()
+
+    # A reload (a new session): the scored file is still listed, with its download.
+    again = open_page("pages/predict.py")
+    button = again.download_button(key=f"predict_file_{files[0].id}")
+    assert len(scored_csv(downloaded(button, media_managers))) == 1200
+
+
+def test_a_file_that_breaks_halfway_is_a_plain_message_and_leaves_no_scored_file(
+    with_trained_run,
+):
+    rows = ["subject,body"] + [f"About login {i},Cannot log in {i}" for i in range(4000)]
+    rows[3500] = "About x,Cannot log in,surplus value"  # past the rows the page checks first
+    at = open_page("pages/predict.py")
+    data = ("\n".join(rows) + "\n").encode()
+    at.file_uploader(key="predict_upload").upload("broken.csv", data, "text/csv")
+    at.run()
+    no_errors(at)  # the start of the file is fine
+    at.button(key="predict_score").click().run()
+    assert not at.exception
+    message = " ".join(e.value for e in at.error)
+    assert "line 3501 has 3 values but the first row has 2" in message, message
+    assert list_scored(RunStore().get(with_trained_run)) == []
+    assert not [p for p in scored_folder(RunStore().get(with_trained_run)).iterdir()]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("new.csv", b"subject,body\n", "no tickets"),
+        ("new.csv", b"\x89PNG\r\n\x1a\n\x00\x00", "PNG image"),
+        ("new.xlsx", b"\x89PNG\r\n\x1a\n" + bytes(100), "damaged"),
+        ("new.jsonl", b'{"subject": "a"}\n[1, 2]\n', "Line 2 of"),
+    ],
+)
+def test_a_bad_file_to_label_is_a_plain_message(with_trained_run, name, data, message):
+    at = open_page("pages/predict.py")
+    at.file_uploader(key="predict_upload").upload(name, data, "text/csv")
+    at.run()
+    assert not at.exception
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    assert not [b for b in at.button if b.key == "predict_score"]
 
 
 def test_scoring_other_columns_is_an_explicit_visible_choice(with_trained_run):

@@ -11,7 +11,13 @@ import pandas as pd
 import pytest
 
 from core.errors import DataError
-from core.tables import SUPPORTED_EXTENSIONS, read_table, read_table_details, sniff_delimiter
+from core.tables import (
+    SUPPORTED_EXTENSIONS,
+    TableShape,
+    read_table,
+    read_table_details,
+    sniff_delimiter,
+)
 
 CSV = "id,subject,label\n1,Refund for order 12,billing\n2,Cannot log in,login\n"
 
@@ -383,6 +389,36 @@ def test_repeated_header_rows_are_skipped():
     """Copies of the header row (from pasting exports together) are not read as tickets."""
     df = read_table(b"id,body\n1,hello\nid,body\n2,bye\n", filename="t.csv")
     assert df["body"].tolist() == ["hello", "bye"]
+
+
+def test_table_shape_shapes_later_rows_like_the_first():
+    """The header helper read_table and the streaming reader share: later rows (a chunk) are
+    cleaned by the rules the first rows set — str cells, padding, header copies and empty rows
+    out, the empty nameless column dropped."""
+    shape, body = TableShape.from_rows([[" id ", "body", None], [1, "hello", None]], "t.csv")
+    assert shape.columns == ["id", "body"] and body == [["1", "hello"]]
+    later = [[2, " bye ", ""], ["id", "body", ""], [None, "", ""], [3.0, "short"]]
+    assert shape.body(later) == [["2", " bye "], ["3", "short"]]
+    assert list(shape.frame(shape.body(later)).columns) == ["id", "body"]
+
+
+def test_table_shape_refuses_later_values_in_a_column_without_a_name():
+    """A nameless column dropped for being empty so far is an error once it holds a value,
+    the same error read_table gives for the whole file."""
+    shape, _ = TableShape.from_rows([["id", "body", ""], ["1", "hello", ""]], "t.csv")
+    with pytest.raises(DataError, match=r"Column 3 of 't\.csv' has no name"):
+        shape.body([["2", "bye", "stray value"]])
+    with pytest.raises(DataError, match=r"Column 3 of 't\.csv' has no name"):
+        read_table(b"id,body,\n1,hello,\n2,bye,stray value\n", filename="t.csv")
+
+
+def test_table_shape_checks_the_header_with_read_tables_rules():
+    with pytest.raises(DataError, match="more than once: 'body'"):
+        TableShape.from_rows([["id", "body", " body"], ["1", "a", "b"]], "t.csv")
+    with pytest.raises(DataError, match="looks like a ticket"):
+        TableShape.from_rows([["Printer broken", "hardware"], ["Laptop dead", "hardware"]], "t.csv")
+    with pytest.raises(DataError, match="is empty"):
+        TableShape.from_rows([[None, ""], ["", " "]], "t.csv")
 
 
 def test_ragged_rows_say_which_line():

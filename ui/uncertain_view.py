@@ -1,7 +1,9 @@
 """Use: label the tickets the model was unsure about and add them to the training data.
 
-The scored file is saved into the workspace as an upload of its own, and each labelled ticket
-becomes a NewTicket decision (naming that upload and its row) beside the run's training file.
+The scored file was saved into the workspace as an upload of its own when it was uploaded;
+each labelled ticket becomes a NewTicket decision (naming that upload and its row) beside the
+run's training file. Scoring keeps the first unsure tickets (core.scored_files), so this view
+never needs the whole scored file.
 """
 
 from __future__ import annotations
@@ -17,10 +19,9 @@ from core.schema import guess_id_columns, sheet_row
 from core.scoring import NEEDS_REVIEW
 from ui.label_loop import add, labels_now, loop_for
 from ui.safe_text import md
-from ui.state import get_workspace
 
 SHOWN = 20
-_ERROR, _SAVED = "_unsure_error", "_unsure_upload"
+_ERROR = "_unsure_error"
 
 
 def uploaded_columns(scored: pd.DataFrame) -> list[str]:
@@ -39,24 +40,30 @@ def _top3(ticket: pd.Series) -> str:
     )
 
 
-def label_uncertain(run: Run, scored: pd.DataFrame, uploaded, read_columns: list[str]) -> None:
-    """Per unsure ticket: the model's guess preselected, its top 3 beside it, an add box."""
-    if NEEDS_REVIEW not in scored or not scored[NEEDS_REVIEW].any():
+def label_uncertain(
+    run: Run, unsure: pd.DataFrame, upload_id: str, read_columns: list[str], total: int
+) -> None:
+    """Per unsure ticket: the model's guess preselected, its top 3 beside it, an add box.
+
+    ``unsure``: scored rows below the threshold, indexed by their row in the file (the first
+    ones: ``total`` is how many the whole file has).
+    """
+    if unsure.empty or NEEDS_REVIEW not in unsure:
         return
     st.subheader("Label the tickets the model was unsure about")
     loop = loop_for(run)
     if loop is None:
         return
     labels = labels_now(loop)
-    unsure = scored[scored[NEEDS_REVIEW] & scored["predicted_label"].notna()]
-    unsure = unsure[~unsure.index.isin(_added_rows(loop, uploaded))]
+    open_ = unsure[~unsure.index.isin(_added_rows(loop, upload_id))]
+    listed = f" (the first {len(unsure):,} are listed here)" if len(unsure) < total else ""
     st.caption(
-        f"{len(unsure):,} tickets are below the threshold. Pick the right label and tick "
+        f"{total:,} tickets are below the threshold{listed}. Pick the right label and tick "
         "“add”: they join the training data of the next run (Review page → Apply and retrain)."
     )
-    ids = guess_id_columns(scored[uploaded_columns(scored)], exclude=read_columns)
+    ids = guess_id_columns(unsure[uploaded_columns(unsure)], exclude=read_columns)
     chosen: dict[int, str] = {}
-    for row, ticket in unsure.head(SHOWN).iterrows():
+    for row, ticket in open_.head(SHOWN).iterrows():
         with st.container(border=True, key=f"unsure_{row}"):
             text = " · ".join(str(ticket[c]) for c in read_columns if pd.notna(ticket[c]))
             named = md("".join(f" · {c} {ticket[c]}" for c in ids))
@@ -80,17 +87,16 @@ def label_uncertain(run: Run, scored: pd.DataFrame, uploaded, read_columns: list
         type="primary",
         disabled=not n,
         on_click=_add,
-        args=(loop, scored, chosen, uploaded, read_columns),
+        args=(loop, unsure, chosen, upload_id, read_columns),
     )
     error = st.session_state.pop(_ERROR, None)
     if error:
         st.error(md(error), icon=":material/error:")
 
 
-def _add(loop, scored: pd.DataFrame, chosen: dict[int, str], uploaded, read_columns) -> None:
+def _add(loop, scored: pd.DataFrame, chosen: dict[int, str], upload_id: str, read_columns) -> None:
     """Button callback (before the rerun), so the ticked boxes can be cleared."""
     try:
-        upload_id = _saved_upload(uploaded)
         tickets = new_tickets(
             scored,
             chosen,
@@ -106,22 +112,9 @@ def _add(loop, scored: pd.DataFrame, chosen: dict[int, str], uploaded, read_colu
         st.session_state[f"unsure_add_{row}"] = False
 
 
-def _saved_upload(uploaded) -> str:
-    """The scored file as an upload of the workspace (saved once per file)."""
-    saved = st.session_state.get(_SAVED)
-    if saved and saved[0] == uploaded.file_id:
-        return saved[1]
-    upload_id = get_workspace().save_upload(uploaded.getvalue(), uploaded.name)
-    st.session_state[_SAVED] = (uploaded.file_id, upload_id)
-    return upload_id
-
-
-def _added_rows(loop, uploaded) -> set[int]:
-    saved = st.session_state.get(_SAVED)
-    if not saved or saved[0] != uploaded.file_id:
-        return set()
+def _added_rows(loop, upload_id: str) -> set[int]:
     return {
         int(d.row)
         for d in loop.decisions.decisions
-        if isinstance(d, NewTicket) and d.upload == saved[1] and d.row is not None
+        if isinstance(d, NewTicket) and d.upload == upload_id and d.row is not None
     }

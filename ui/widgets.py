@@ -127,6 +127,23 @@ def csv_download(
     )
 
 
+def file_download(
+    label: str, read: Callable[[], bytes], file_name: str, key: str, *, help: str | None = None
+) -> None:
+    """A download of a CSV that core wrote already safe for Excel (e.g. a scored file), read
+    from disk only when clicked: a large file is not held in memory for every page run."""
+    st.download_button(
+        label,
+        data=read,
+        file_name=file_name,
+        mime="text/csv",
+        key=key,
+        help=help,
+        icon=":material/download:",
+        on_click="ignore",
+    )
+
+
 def no_runs_yet() -> None:
     st.info("No trained model yet. Prepare your tickets on the Data page, then train one.")
     st.page_link("pages/data.py", label="Go to 1 Data", icon=":material/table_view:")

@@ -340,6 +340,20 @@ def test_score_a_file_and_download_it(app_server, tab, ui, flow, tmp_path):
     assert confidence.between(0, 1).all()
     ui.assert_no_app_error(tab)
 
+    # The scored file lives in the run: after a reload it is listed with its own download,
+    # which is read from disk when clicked and holds the same rows.
+    tab.reload()
+    ui.wait_for_title(tab, "4 · Use the model")
+    main = tab.get_by_test_id("stMain")
+    main.get_by_text("Files labelled with this model").wait_for(timeout=PAGE_TIMEOUT_MS)
+    expect(main.get_by_text(f"{NEW_TICKETS.name} — {len(new)} tickets")).to_be_visible()
+    with tab.expect_download(timeout=60_000) as again_info:
+        main.get_by_role("button", name="Download", exact=True).click()
+    again = tmp_path / f"again-{again_info.value.suggested_filename}"
+    again_info.value.save_as(again)
+    assert again.read_bytes() == path.read_bytes()
+    ui.assert_no_app_error(tab)
+
 
 PAGES = [  # screenshot name, sidebar link, page title
     ("01-home", "Home", "TicketTune"),
