@@ -127,7 +127,7 @@ def trainer_class_for(config: TrainConfig) -> type[TicketTrainer]:
     """The one place that says which TicketTrainer runs a config (methods are hooks inside it;
     continuing an earlier run and distilling one are subclasses)."""
     if config.parent_run:
-        from core.continual import ContinualTrainer
+        from core.continual_training import ContinualTrainer
 
         return ContinualTrainer
     if config.teacher_run:

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from core.config import TrainConfig
-from core.continual import ContinualTrainer, request_from_run, with_replay
+from core.continual import request_from_run, with_replay
+from core.continual_training import ContinualTrainer
 from core.errors import ConfigError
 from core.pipeline import execute
 from core.runs import RunStore
