@@ -16,6 +16,9 @@ from core.auth import (
     RateLimiter,
     hash_password,
     is_local_address,
+    is_session_id,
+    job_owner,
+    new_session_id,
     verify_password,
 )
 from core.errors import ConfigError
@@ -59,6 +62,18 @@ def test_access_settings_from_secrets():
     assert AccessSettings.from_secrets({"auth": {"client_id": "x"}}).mode == "oidc"
     settings = AccessSettings.from_secrets({"tickettune": {"password_hash": stored}})
     assert settings == AccessSettings("password", stored)
+
+
+def test_a_job_belongs_to_the_signed_in_person_else_to_the_browser_session():
+    session = new_session_id()
+    assert is_session_id(session) and new_session_id() != session
+    assert job_owner("Ana@Example.org", session) == "user:ana@example.org"
+    assert job_owner("ana@example.org", new_session_id()) == job_owner("Ana@Example.org", session)
+    assert job_owner("  ", session) == job_owner(None, session) == f"session:{session}"
+    for bad in ("", "short", "../../etc/passwd-and-more", "a b c d e f g h i j k l", None):
+        assert not is_session_id(bad)
+    with pytest.raises(ValueError):
+        job_owner(None, "../../etc/passwd")
 
 
 @pytest.mark.parametrize(
