@@ -60,13 +60,20 @@ def _exception_chain(exc: BaseException) -> list[BaseException]:
     return chain
 
 
+_OOM_PHRASES = ("out of memory", "can't allocate memory", "cannot allocate memory")
+
+
 def _is_out_of_memory(exc: BaseException) -> bool:
-    """MemoryError, torch's OutOfMemoryError (matched by name, no torch import), OOM errors."""
+    """MemoryError, torch's OutOfMemoryError (matched by name, no torch import), and the
+    RuntimeError torch's CPU allocator raises ("DefaultCPUAllocator: can't allocate memory")."""
     if isinstance(exc, MemoryError):
         return True
     if type(exc).__name__ == "OutOfMemoryError":
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    if isinstance(exc, OSError) and exc.errno == errno.ENOMEM:
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(phrase in text for phrase in _OOM_PHRASES)
 
 
 def _is_disk_full(exc: BaseException) -> bool:

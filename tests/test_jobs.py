@@ -379,6 +379,14 @@ class OutOfMemoryError(RuntimeError):
         (MemoryError(), MEMORY_REASON),
         (OutOfMemoryError("CUDA error"), MEMORY_REASON),
         (RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"), MEMORY_REASON),
+        (
+            RuntimeError(
+                "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't "
+                "allocate memory: you tried to allocate 63242240 bytes. Error code 12"
+            ),
+            MEMORY_REASON,
+        ),
+        (OSError(errno.ENOMEM, "Cannot allocate memory"), MEMORY_REASON),
         (OSError(errno.ENOSPC, "No space left on device"), DISK_FULL_REASON),
         (DataError("The label column is empty."), "The label column is empty."),
     ],
