@@ -774,3 +774,42 @@ def test_start_shows_the_new_job_in_the_same_run(tiny_model_dir):
     finally:
         gate.set()
         jobs.wait(theirs, timeout=30)
+
+
+def test_try_it_answers_while_another_analysts_training_runs(with_trained_run, tiny_model_dir):
+    """A real fine-tuning job of someone else on the app's worker; the Use page of a finished
+    run labels a ticket meanwhile, and the job is still training when the answer is shown."""
+    from core.auth import job_owner, new_session_id
+    from ui.state import get_jobs
+
+    jobs = get_jobs()
+    scheme = LabelScheme(("subject", "body"), "category")
+    config = TrainConfig(
+        model=str(tiny_model_dir),
+        method="full",
+        epochs=100,
+        batch_size=8,
+        early_stopping_patience=0,  # never stops on its own: it trains until cancelled
+    )
+    request = TrainingRequest(ticket_frame(), scheme, config, source_name="tickets.csv")
+    busy = jobs.submit(request, name="long run", owner=job_owner(None, new_session_id()))
+    try:
+        deadline = time.monotonic() + 240
+        while jobs.snapshot(busy).stage != "training":
+            assert time.monotonic() < deadline and not jobs.snapshot(busy).finished
+            time.sleep(0.05)
+        at = open_page("pages/predict.py", run=with_trained_run)
+        at.text_area(key="predict_text").set_value("My parcel never arrived")
+        asked = time.monotonic()
+        at.button(key="predict_go").click().run()
+        answered = time.monotonic()
+        no_errors(at)
+        label = at.get_by_key("predict_label").markdown[0].value
+        assert any(f">{name}</div>" in label for name in TOPICS_4)
+        assert any("Words that drove the decision" in m.value for m in at.markdown)
+        assert jobs.snapshot(busy).state == "running"  # answered while it trained
+        assert answered - asked < 30, answered - asked
+        assert "Another analyst's training is running." in _texts(at)
+    finally:
+        jobs.cancel(busy)
+        jobs.wait(busy, timeout=60)
