@@ -18,6 +18,7 @@ import getpass
 import hashlib
 import hmac
 import ipaddress
+import re
 import secrets
 import sys
 import threading
@@ -34,6 +35,8 @@ SCHEME = "scrypt"
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 SALT_BYTES, KEY_BYTES = 16, 32
 MIN_PASSWORD_CHARS = 8
+SESSION_ID_BYTES = 16
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 Mode = Literal["oidc", "password", "local"]
 
@@ -95,6 +98,26 @@ def _parse(stored: str) -> tuple[int, int, int, bytes, bytes]:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+def new_session_id() -> str:
+    """A random id for one browser session (kept in its URL, so a refresh keeps it)."""
+    return secrets.token_urlsafe(SESSION_ID_BYTES)
+
+
+def is_session_id(value: object) -> bool:
+    return isinstance(value, str) and _SESSION_ID.fullmatch(value) is not None
+
+
+def job_owner(user: str | None, session_id: str) -> str:
+    """Who a job belongs to (``JobManager.submit(owner=…)``): the signed-in person when known
+    (the same person in another tab or browser sees their job), else this browser session."""
+    name = (user or "").strip()
+    if name:
+        return f"user:{name.casefold()}"
+    if not is_session_id(session_id):
+        raise ValueError("A job owner needs a signed-in user or a browser session id.")
+    return f"session:{session_id}"
 
 
 def is_local_address(address: str | None) -> bool:

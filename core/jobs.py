@@ -5,6 +5,11 @@ copy of a job's progress taken under the manager's lock, so a page can render it
 worker keeps updating. The worker thread never calls UI code and never touches the disk per
 progress step; status.json is written on state changes, history.json at each validation check
 and at the end.
+
+Every job records its owner: whoever submitted it (a signed-in person, or one browser session
+when nobody signs in). The manager, not the page, decides what an owner may see and cancel
+(:meth:`JobManager.can_cancel`, :meth:`JobManager.outlook`): another analyst's job is only
+"someone else's training", never its name, progress or Cancel button.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ MEMORY_REASON = (
     "or the LoRA/quick method."
 )
 DISK_FULL_REASON = "The disk is full. Free some space (or delete old runs) and start again."
+OWNER_FIELD = "job_owner"  # in status.json; "pid"/"host" there are the *process* that works on it
 _MAX_DETAIL = 300
 
 
@@ -54,13 +60,20 @@ def _exception_chain(exc: BaseException) -> list[BaseException]:
     return chain
 
 
+_OOM_PHRASES = ("out of memory", "can't allocate memory", "cannot allocate memory")
+
+
 def _is_out_of_memory(exc: BaseException) -> bool:
-    """MemoryError, torch's OutOfMemoryError (matched by name, no torch import), OOM errors."""
+    """MemoryError, torch's OutOfMemoryError (matched by name, no torch import), and the
+    RuntimeError torch's CPU allocator raises ("DefaultCPUAllocator: can't allocate memory")."""
     if isinstance(exc, MemoryError):
         return True
     if type(exc).__name__ == "OutOfMemoryError":
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    if isinstance(exc, OSError) and exc.errno == errno.ENOMEM:
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(phrase in text for phrase in _OOM_PHRASES)
 
 
 def _is_disk_full(exc: BaseException) -> bool:
@@ -111,10 +124,37 @@ class JobSnapshot:
     reason: str | None
     queue_position: int | None
     result: dict | None
+    owner: str | None = None
 
     @property
     def finished(self) -> bool:
         return self.state in FINISHED_STATES
+
+
+def owned_by(job: JobSnapshot, owner: str | None) -> bool:
+    """Whether ``owner`` may follow and cancel ``job``.
+
+    A job without an owner (submitted by code, not through the app) belongs to everyone, as
+    everything did before jobs had owners; otherwise only the same owner matches.
+    """
+    return job.owner is None or job.owner == owner
+
+
+@dataclass(frozen=True)
+class QueueOutlook:
+    """What one owner may know about the queue: their own jobs, and only how busy the worker
+    is with everyone else's (no names, no progress)."""
+
+    mine: JobSnapshot | None  # the owner's running job, else their next queued one
+    latest: JobSnapshot | None  # the owner's newest job of this manager, in any state
+    mine_queued: int  # the owner's jobs waiting
+    others_running: bool  # someone else's job holds the worker now
+    others_queued: int  # someone else's jobs waiting
+
+    @property
+    def busy(self) -> bool:
+        """Some job, anyone's, is running or waiting."""
+        return self.mine is not None or self.others_running or self.others_queued > 0
 
 
 @dataclass(eq=False)
@@ -126,6 +166,7 @@ class _Job:
     name: str
     seq: int
     events: deque
+    owner: str | None = None
     state: str = "queued"
     stage: str | None = None
     message: str | None = None
@@ -175,35 +216,33 @@ class JobManager:
     # ---------------------------------------------------------------- public API
 
     def submit(
-        self, request: Any, *, name: str | None = None, status_fields: dict | None = None
+        self,
+        request: Any,
+        *,
+        name: str | None = None,
+        status_fields: dict | None = None,
+        owner: str | None = None,
     ) -> str:
-        """Create the run (state "queued") and queue the job. Returns the run id."""
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("This JobManager has been shut down.")
-            run = self.store.create(name, **(status_fields or {}))
-            mark_live(run)
-            job = _Job(
-                run=run,
-                request=request,
-                name=str(run.status().get("name") or run.id),
-                seq=next(self._seq),
-                events=deque(maxlen=self.max_events),
-            )
-            job.log("Queued.")
-            self._jobs[run.id] = job
-            job.future = self._executor.submit(self._work, job)
-            return run.id
+        """Create the run (state "queued") and queue the job. Returns the run id.
 
-    def resubmit(self, run_id: str, request: Any) -> str:
+        ``owner`` (see :func:`owned_by`) is who may follow and cancel it; it is also recorded
+        in status.json.
+        """
+        with self._lock:
+            self._check_open()
+            fields = {**(status_fields or {}), **({OWNER_FIELD: owner} if owner else {})}
+            run = self.store.create(name, **fields)
+            return self._enqueue(run, request, owner, "Queued.")
+
+    def resubmit(self, run_id: str, request: Any, *, owner: str | None = None) -> str:
         """Queue an unfinished run again in its own folder (resume from its checkpoint).
 
         Only a cancelled, interrupted or failed run with a saved checkpoint qualifies; the
         ``train_fn`` sees ``request`` (e.g. ``pipeline.ResumeRequest``) and the same run.
+        ``owner`` becomes the resumed job's owner.
         """
         with self._lock:
-            if self._closed:
-                raise RuntimeError("This JobManager has been shut down.")
+            self._check_open()
             known = self._jobs.get(run_id)
             if known is not None and known.state not in FINISHED_STATES:
                 raise ConfigError(f"Run {run_id} is already {known.state}.")
@@ -214,19 +253,28 @@ class JobManager:
                     f"Run {run_id} cannot be resumed: it is {state} and "
                     f"{'has' if run.has_checkpoint() else 'has no'} saved checkpoint."
                 )
-            run.set_status("queued", reason=None)
-            mark_live(run)
-            job = _Job(
-                run=run,
-                request=request,
-                name=str(run.status().get("name") or run.id),
-                seq=next(self._seq),
-                events=deque(maxlen=self.max_events),
-            )
-            job.log("Queued to resume from the last checkpoint.")
-            self._jobs[run.id] = job
-            job.future = self._executor.submit(self._work, job)
-            return run.id
+            run.set_status("queued", reason=None, **{OWNER_FIELD: owner})
+            return self._enqueue(run, request, owner, "Queued to resume from the last checkpoint.")
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("This JobManager has been shut down.")
+
+    def _enqueue(self, run: Run, request: Any, owner: str | None, message: str) -> str:
+        """Register the job and hand it to the worker (caller holds the lock)."""
+        mark_live(run)
+        job = _Job(
+            run=run,
+            request=request,
+            name=str(run.status().get("name") or run.id),
+            seq=next(self._seq),
+            events=deque(maxlen=self.max_events),
+            owner=owner,
+        )
+        job.log(message)
+        self._jobs[run.id] = job
+        job.future = self._executor.submit(self._work, job)
+        return run.id
 
     def snapshot(self, run_id: str) -> JobSnapshot:
         """Live view of one of this manager's jobs, else rebuilt from the run folder."""
@@ -251,15 +299,39 @@ class JobManager:
             job = min(candidates, key=lambda j: (j.state != "running", j.seq))
             return self._snapshot(job)
 
-    def cancel(self, run_id: str) -> bool:
-        """Ask a job to stop. Returns False if it is unknown or already finished.
+    def outlook(self, owner: str | None) -> QueueOutlook:
+        """The queue as ``owner`` may see it (what the Train page and the sidebar show)."""
+        with self._lock:
+            snapshots = [self._snapshot(j) for j in sorted(self._jobs.values(), key=_by_seq)]
+        mine = [s for s in snapshots if owned_by(s, owner)]
+        others = [s for s in snapshots if not owned_by(s, owner)]
+        active = [s for s in mine if s.state in ("running", "queued")]
+        return QueueOutlook(
+            mine=min(active, key=lambda s: s.state != "running") if active else None,
+            latest=mine[-1] if mine else None,
+            mine_queued=sum(1 for s in mine if s.state == "queued"),
+            others_running=any(s.state == "running" for s in others),
+            others_queued=sum(1 for s in others if s.state == "queued"),
+        )
+
+    @staticmethod
+    def can_cancel(job: JobSnapshot, owner: str | None) -> bool:
+        """Only the job's own owner cancels it, and only while it is queued or running."""
+        return not job.finished and owned_by(job, owner)
+
+    def cancel(self, run_id: str, *, owner: str | None = None) -> bool:
+        """Ask a job to stop. Returns False if it is unknown or already finished, or when
+        ``owner`` is given and :meth:`can_cancel` says no.
 
         A running job gets its Event set and stops at its next check; a queued job is marked
-        cancelled at once and never starts.
+        cancelled at once and never starts. (The app always passes ``owner``; code that owns
+        the manager, such as the CLI or a shutdown, does not.)
         """
         with self._lock:
             job = self._jobs.get(run_id)
             if job is None or job.state in FINISHED_STATES:
+                return False
+            if owner is not None and not self.can_cancel(self._snapshot(job), owner):
                 return False
             if job.state == "running":
                 if not job.cancel_event.is_set():
@@ -438,6 +510,7 @@ class JobManager:
             reason=job.reason,
             queue_position=self._queue_position(job),
             result=job.result,
+            owner=job.owner,
         )
 
     def _queue_position(self, job: _Job) -> int | None:
@@ -445,6 +518,10 @@ class JobManager:
         if job.state != "queued":
             return None
         return 1 + sum(1 for j in self._jobs.values() if j.state == "queued" and j.seq < job.seq)
+
+
+def _by_seq(job: _Job) -> int:
+    return job.seq
 
 
 def _stop_at_exit(manager: JobManager) -> None:
@@ -532,4 +609,9 @@ def snapshot_from_disk(run: Run) -> JobSnapshot:
         reason=status.get("reason"),
         queue_position=None,
         result=result if isinstance(result, dict) else None,
+        owner=_text_or_none(status.get(OWNER_FIELD)),
     )
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -16,6 +16,9 @@ from core.auth import (
     RateLimiter,
     hash_password,
     is_local_address,
+    is_session_id,
+    job_owner,
+    new_session_id,
     verify_password,
 )
 from core.errors import ConfigError
@@ -59,6 +62,18 @@ def test_access_settings_from_secrets():
     assert AccessSettings.from_secrets({"auth": {"client_id": "x"}}).mode == "oidc"
     settings = AccessSettings.from_secrets({"tickettune": {"password_hash": stored}})
     assert settings == AccessSettings("password", stored)
+
+
+def test_a_job_belongs_to_the_signed_in_person_else_to_the_browser_session():
+    session = new_session_id()
+    assert is_session_id(session) and new_session_id() != session
+    assert job_owner("Ana@Example.org", session) == "user:ana@example.org"
+    assert job_owner("ana@example.org", new_session_id()) == job_owner("Ana@Example.org", session)
+    assert job_owner("  ", session) == job_owner(None, session) == f"session:{session}"
+    for bad in ("", "short", "../../etc/passwd-and-more", "a b c d e f g h i j k l", None):
+        assert not is_session_id(bad)
+    with pytest.raises(ValueError):
+        job_owner(None, "../../etc/passwd")
 
 
 @pytest.mark.parametrize(
@@ -219,3 +234,71 @@ def test_without_sign_in_a_visitor_through_a_local_proxy_is_refused(monkeypatch)
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert any("only people on this computer" in e.value for e in at.error)
     assert "home_sample" not in _keys(at)
+
+
+# ------------------------------------------------- OpenID Connect (st.login; needs Authlib)
+
+OIDC = {
+    "redirect_uri": "http://localhost:8501/oauth2callback",
+    "cookie_secret": "a-long-random-string-for-the-identity-cookie",
+    "client_id": "tickettune",
+    "client_secret": "not-a-real-secret",
+    "server_metadata_url": "https://login.example.org/.well-known/openid-configuration",
+}
+
+
+def oidc_app(user: dict) -> AppTest:
+    """The app with an ``[auth]`` section in its secrets and ``user`` as ``st.user``."""
+    pytest.importorskip("authlib", reason="st.login needs Authlib: pip install 'streamlit[auth]'")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.secrets["auth"] = OIDC
+    at.user = user
+    return at.run()
+
+
+def test_with_oidc_the_sign_in_button_shows_and_every_page_stays_closed():
+    at = oidc_app({"is_logged_in": False})
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.button(key="auth_login").label == "Sign in"
+    assert any("organisation account" in i.value for i in at.info)
+    assert "home_sample" not in _keys(at)
+    with pytest.raises(ValueError, match="Sign in"):  # the sign-in page is the only page
+        at.switch_page("pages/train.py")
+
+
+def test_with_oidc_a_signed_in_person_owns_their_job_in_every_browser():
+    """Ana starts a training; Ana in another browser (another session) follows and may cancel
+    it; Ben sees only that another analyst's training is running."""
+    from tests.helpers import topic_frame
+    from ui.state import get_jobs
+
+    ana = {"is_logged_in": True, "email": "ana@example.org", "name": "Ana"}
+    at = oidc_app(ana)
+    from ui.safe_text import md
+
+    assert any(f"Signed in as {md('ana@example.org')}" in c.value for c in at.sidebar.caption)
+    jobs = get_jobs()
+    jobs.train_fn = lambda run, request, progress, cancel: cancel.wait(30) or {}  # till cancelled
+    at.switch_page("pages/data.py").run()
+    frame = topic_frame(15).drop(columns="row").rename(columns={"text": "body"})
+    data = frame.to_csv(index=False).encode()
+    at.file_uploader(key="data_upload").upload("t.csv", data, "text/csv").run()
+    at.switch_page("pages/train.py").run()
+    at.text_input(key="train_name").set_value("ana's model").run()
+    at.button(key="train_start").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    run_id = at.query_params["run"]
+    assert jobs.snapshot(run_id).owner == "user:ana@example.org"
+    elsewhere = oidc_app(ana)  # a new session: another browser, no ?run= or ?session=
+    assert elsewhere.query_params["session"] != at.query_params["session"]
+    elsewhere.switch_page("pages/train.py").run()
+    assert elsewhere.get_by_key("train_job").markdown[0].value == "#### ana's model"
+
+    ben = oidc_app({"is_logged_in": True, "email": "ben@example.org"})
+    ben.switch_page("pages/train.py").run()
+    assert not [b for b in ben.button if b.key == "train_cancel"]
+    notes = " ".join(i.value for i in ben.info)
+    assert "Another analyst's training is running — yours will start when it ends." in notes
+
+    elsewhere.button(key="train_cancel").click().run()
+    assert jobs.wait(run_id, timeout=30).state == "cancelled"

@@ -379,6 +379,14 @@ class OutOfMemoryError(RuntimeError):
         (MemoryError(), MEMORY_REASON),
         (OutOfMemoryError("CUDA error"), MEMORY_REASON),
         (RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"), MEMORY_REASON),
+        (
+            RuntimeError(
+                "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't "
+                "allocate memory: you tried to allocate 63242240 bytes. Error code 12"
+            ),
+            MEMORY_REASON,
+        ),
+        (OSError(errno.ENOMEM, "Cannot allocate memory"), MEMORY_REASON),
         (OSError(errno.ENOSPC, "No space left on device"), DISK_FULL_REASON),
         (DataError("The label column is empty."), "The label column is empty."),
     ],
@@ -501,3 +509,76 @@ def test_predictor_answers_from_another_thread_while_a_job_trains(trained_run, t
         jobs.shutdown(wait=True)
     assert len(answers) == 5 and all(label in predictor.labels for label, _ in answers)
     assert max(seconds for _, seconds in answers) < 10
+
+
+# ---------------------------------------------- issue 12: whose job it is (shared deployments)
+
+ANA, BEN = "user:ana@example.org", "session:b3n"
+
+
+def test_each_owner_sees_and_cancels_only_their_own_job(manager, trainer, store):
+    """Another analyst's job: no snapshot of it in the outlook, no cancel; one's own: both."""
+    anas = manager.submit({"kind": "gate", "gate": "a"}, name="ana's run", owner=ANA)
+    bens = manager.submit({"kind": "gate", "gate": "b"}, name="ben's run", owner=BEN)
+    assert trainer.gate_reached.wait(TIMEOUT)
+
+    ana, ben = manager.outlook(ANA), manager.outlook(BEN)
+    assert (ana.mine.run_id, ana.mine.state, ana.latest.run_id) == (anas, "running", anas)
+    assert (ana.others_running, ana.others_queued, ana.mine_queued, ana.busy) == (False, 1, 0, True)
+    assert (ben.mine.run_id, ben.mine.state, ben.mine.queue_position) == (bens, "queued", 1)
+    assert (ben.others_running, ben.others_queued, ben.mine_queued) == (True, 0, 1)
+    stranger = manager.outlook("session:someone-else")
+    assert (stranger.mine, stranger.latest, stranger.others_queued) == (None, None, 1)
+
+    running = manager.snapshot(anas)
+    assert running.owner == ANA
+    assert manager.can_cancel(running, ANA) and not manager.can_cancel(running, BEN)
+    assert not manager.can_cancel(running, None)
+    assert manager.cancel(anas, owner=BEN) is False
+    assert manager.cancel(bens, owner=ANA) is False
+    assert manager.snapshot(anas).state == "running"
+    assert manager.snapshot(bens).state == "queued"
+
+    assert manager.cancel(bens, owner=BEN) is True
+    assert manager.snapshot(bens).state == "cancelled"
+    trainer.gate("a").set()
+    assert _finished(manager, anas).state == "succeeded"
+    assert trainer.started == [anas]
+    finished = manager.outlook(ANA)
+    assert finished.mine is None and finished.latest.run_id == anas and not finished.busy
+    assert not manager.can_cancel(finished.latest, ANA)  # nothing left to cancel
+
+
+def test_the_owner_is_recorded_in_the_run_and_read_back_from_disk(manager, store):
+    run_id = manager.submit({"kind": "ok"}, name="mine", owner=ANA)
+    _finished(manager, run_id)
+    from core.jobs import OWNER_FIELD, snapshot_from_disk
+
+    assert store.get(run_id).status()[OWNER_FIELD] == ANA
+    assert snapshot_from_disk(store.get(run_id)).owner == ANA
+    unowned = manager.submit({"kind": "ok"}, name="from code")
+    _finished(manager, unowned)
+    assert OWNER_FIELD not in store.get(unowned).status()
+
+
+def test_a_job_without_owner_stays_everyones_as_before(manager, trainer):
+    """Jobs submitted by code (tests, scripts) have no owner: any session follows and cancels
+    them, which is the single-analyst behaviour from before owners existed."""
+    run_id = manager.submit({"kind": "poll"}, name="legacy")
+    assert trainer.running.wait(TIMEOUT)
+    assert manager.outlook(BEN).mine.run_id == run_id
+    assert manager.can_cancel(manager.snapshot(run_id), BEN)
+    assert manager.cancel(run_id, owner=BEN) is True
+    assert _finished(manager, run_id).state == "cancelled"
+
+
+def test_resume_belongs_to_whoever_resumed_it(manager, store):
+    run_id = manager.submit({"kind": "fail"}, name="resumable", owner=ANA)
+    assert _finished(manager, run_id).state == "failed"
+    (store.get(run_id).path / "checkpoint").mkdir()
+    (store.get(run_id).path / "checkpoint" / "trainer_state.json").write_text("{}")
+    manager.resubmit(run_id, {"kind": "ok"}, owner=BEN)
+    assert _finished(manager, run_id).state == "succeeded"
+    assert manager.snapshot(run_id).owner == BEN
+    assert manager.outlook(BEN).latest.run_id == run_id
+    assert manager.outlook(ANA).latest is None

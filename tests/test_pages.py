@@ -794,3 +794,154 @@ def test_review_says_when_a_run_kept_the_quick_model(tiny_model_dir, isolated_ap
     no_errors(at)
     notes = " ".join(i.value for i in at.info)
     assert "keeps the quick model" in notes and "validation macro-F1: quick" in notes
+
+
+# ------------------------------------------------ issue 12: whose job it is (shared use)
+
+
+def _gated_jobs(gate: threading.Event):
+    """The app's job manager with a train function that runs until ``gate`` is set."""
+    from ui.state import get_jobs
+
+    jobs = get_jobs()
+    jobs.train_fn = lambda run, request, progress, cancel: gate.wait(30) or {}
+    return jobs
+
+
+def _wait_running(jobs, run_id: str) -> None:
+    deadline = time.monotonic() + 10
+    while jobs.snapshot(run_id).state != "running" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert jobs.snapshot(run_id).state == "running"
+
+
+def _texts(at: AppTest) -> str:
+    parts = [e.value for e in (*at.info, *at.caption, *at.markdown, *at.sidebar.caption)]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_another_analysts_job_is_only_mentioned_never_shown_or_cancellable():
+    """Before: a session with no run of its own showed the running job of anyone, with its
+    name, progress and a Cancel button (and so did a shared ?run= link)."""
+    from core.auth import job_owner, new_session_id
+
+    gate = threading.Event()
+    jobs = _gated_jobs(gate)
+    theirs = jobs.submit(object(), name="bens secret run", owner=job_owner(None, new_session_id()))
+    try:
+        _wait_running(jobs, theirs)
+        for query in ({}, {"run": theirs}):
+            at = open_page("pages/train.py", **query)
+            no_errors(at)
+            shown = _texts(at)
+            assert "Another analyst's training is running — yours will start when it ends." in shown
+            assert "bens secret run" not in shown
+            assert "Another analyst's training is running." in shown  # the sidebar
+            assert not [b for b in at.button if b.key == "train_cancel"]
+            assert "Watch it" not in [p.label for p in at.get("page_link")]
+        assert jobs.snapshot(theirs).state == "running"
+    finally:
+        gate.set()
+        jobs.wait(theirs, timeout=30)
+
+
+def test_own_job_is_found_again_from_the_url_and_queued_behind_anothers(tiny_model_dir):
+    """The tab's owner id lives in ?session=: a fresh session with that URL (a refresh, or a
+    session that lost its state) shows its own job — not the one running — and may cancel
+    only its own."""
+    from core.auth import job_owner, new_session_id
+
+    gate = threading.Event()
+    at = open_page("pages/train.py")
+    session = at.query_params["session"]
+    jobs = _gated_jobs(gate)
+    theirs = jobs.submit(object(), name="bens run", owner=job_owner(None, new_session_id()))
+    also_theirs = jobs.submit(object(), name="carls run", owner=job_owner(None, new_session_id()))
+    mine = jobs.submit(object(), name="my run", owner=job_owner(None, session))
+    try:
+        _wait_running(jobs, theirs)
+        refreshed = open_page("pages/train.py", session=session)
+        no_errors(refreshed)
+        panel = refreshed.get_by_key("train_job")
+        assert panel.markdown[0].value == "#### my run"
+        assert refreshed.query_params["run"] == mine
+        info = " ".join(i.value for i in panel.info)
+        assert "Another analyst's training is running — yours is 2nd in the queue." in info
+        assert "bens run" not in _texts(refreshed) and "carls run" not in _texts(refreshed)
+        badge = refreshed.get_by_key("job_badge")
+        assert "Your training **my run** is waiting" in badge.caption[0].value
+        assert "1 more waiting in the queue" in _texts(refreshed)
+        assert "Watch it" in [p.label for p in refreshed.get("page_link")]
+
+        refreshed.button(key="train_cancel").click().run()
+        assert jobs.snapshot(mine).state == "cancelled"
+        assert jobs.snapshot(theirs).state == "running"
+        assert jobs.snapshot(also_theirs).state == "queued"
+    finally:
+        gate.set()
+        jobs.wait(also_theirs, timeout=30)
+
+
+def test_start_shows_the_new_job_in_the_same_run(tiny_model_dir):
+    """Start queues the job and the page run that handled the click shows it (no second
+    script run): with another analyst's job running, the tab shows its own queued job."""
+    from core.auth import job_owner, new_session_id
+
+    gate = threading.Event()
+    at = upload(open_page("pages/data.py"), ticket_frame())
+    at.switch_page("pages/train.py").run()
+    jobs = _gated_jobs(gate)
+    theirs = jobs.submit(object(), name="bens run", owner=job_owner(None, new_session_id()))
+    try:
+        _wait_running(jobs, theirs)
+        at.text_input(key="train_name").set_value("mine").run()
+        at.button(key="train_start").click().run()
+        no_errors(at)
+        run_id = at.query_params["run"]
+        assert jobs.snapshot(run_id).owner == job_owner(None, at.query_params["session"])
+        panel = at.get_by_key("train_job")
+        assert panel.markdown[0].value == "#### mine"
+        assert "yours will start when it ends" in " ".join(i.value for i in panel.info)
+        assert "bens run" not in _texts(at)
+    finally:
+        gate.set()
+        jobs.wait(theirs, timeout=30)
+
+
+def test_try_it_answers_while_another_analysts_training_runs(with_trained_run, tiny_model_dir):
+    """A real fine-tuning job of someone else on the app's worker; the Use page of a finished
+    run labels a ticket meanwhile, and the job is still training when the answer is shown."""
+    from core.auth import job_owner, new_session_id
+    from ui.state import get_jobs
+
+    jobs = get_jobs()
+    scheme = LabelScheme(("subject", "body"), "category")
+    config = TrainConfig(
+        model=str(tiny_model_dir),
+        method="full",
+        epochs=100,
+        batch_size=8,
+        early_stopping_patience=0,  # never stops on its own: it trains until cancelled
+    )
+    request = TrainingRequest(ticket_frame(), scheme, config, source_name="tickets.csv")
+    busy = jobs.submit(request, name="long run", owner=job_owner(None, new_session_id()))
+    try:
+        deadline = time.monotonic() + 240
+        while jobs.snapshot(busy).stage != "training":
+            assert time.monotonic() < deadline and not jobs.snapshot(busy).finished
+            time.sleep(0.05)
+        at = open_page("pages/predict.py", run=with_trained_run)
+        at.text_area(key="predict_text").set_value("My parcel never arrived")
+        asked = time.monotonic()
+        at.button(key="predict_go").click().run()
+        answered = time.monotonic()
+        no_errors(at)
+        label = at.get_by_key("predict_label").markdown[0].value
+        assert any(f">{name}</div>" in label for name in TOPICS_4)
+        assert any("Words that drove the decision" in m.value for m in at.markdown)
+        assert jobs.snapshot(busy).state == "running"  # answered while it trained
+        assert answered - asked < 30, answered - asked
+        assert "Another analyst's training is running." in _texts(at)
+    finally:
+        jobs.cancel(busy)
+        jobs.wait(busy, timeout=60)

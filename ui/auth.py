@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.auth import AccessSettings, RateLimiter, is_local_address, verify_password
+from core.auth import (
+    AccessSettings,
+    RateLimiter,
+    is_local_address,
+    job_owner,
+    verify_password,
+)
 from core.errors import ConfigError
 from ui.safe_text import md
+from ui.state import browser_session_id
 
 LOCAL_ONLY = (
     "Sign-in is not set up: only people on this computer can open TicketTune. "
@@ -105,6 +112,12 @@ def current_user() -> str | None:
     except Exception:  # no OIDC set up: st.user has nothing to say
         return None
     return None
+
+
+def owner_id() -> str:
+    """Whose jobs this visitor follows and may cancel: the signed-in person when known, else
+    this browser session (its id lives in the URL, so a refresh keeps the job its own)."""
+    return job_owner(current_user(), browser_session_id())
 
 
 def local_only_note() -> None:

@@ -1,4 +1,8 @@
-"""The live view of one training job: progress, curves, event log, cancel, and the outcome."""
+"""The live view of one training job: progress, curves, event log, cancel, and the outcome.
+
+A visitor sees the progress of, and may cancel, only their own jobs (``core.jobs`` decides whose
+a job is); someone else's job shows up only as "Another analyst's training is running".
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ import contextlib
 import streamlit as st
 
 from core.errors import RunNotFoundError, TicketTuneError
-from core.jobs import JobSnapshot
+from core.jobs import JobSnapshot, QueueOutlook, owned_by
 from core.runs import RunSummary
+from ui.auth import owner_id
 from ui.figures import loss_figure, validation_figure
 from ui.safe_text import md
 from ui.state import get_jobs, get_store, remember_run
@@ -30,34 +35,67 @@ BADGE_SECONDS = 2.0
 
 
 def job_panel(run_id: str) -> None:
-    """Show the job; while it is queued or running the panel refreshes itself."""
-    jobs = get_jobs()
+    """Show the job; while it is queued or running the panel refreshes itself.
+
+    Someone else's unfinished job is not shown: only a note that it is running (a finished run
+    is anyone's to look at, as on the Runs page)."""
+    jobs, owner = get_jobs(), owner_id()
     try:
-        live = not jobs.snapshot(run_id).finished
+        first = jobs.snapshot(run_id)
     except RunNotFoundError:
         st.info("The run this page was showing no longer exists.")
         return
+    if not first.finished and not owned_by(first, owner):
+        others_note(jobs.outlook(owner))
+        return
+    live = not first.finished
 
     @st.fragment(run_every=POLL_SECONDS if live else None)
     def panel() -> None:
         snap = jobs.snapshot(run_id)
         with st.container(border=True, key="train_job"):
-            _render(snap)
+            _render(snap, jobs.outlook(owner), can_cancel=jobs.can_cancel(snap, owner))
         if live and snap.finished:
             st.rerun()  # once: the whole page redraws with the outcome, and polling stops
 
     panel()
 
 
-def _render(snap: JobSnapshot) -> None:
+def others_note(outlook: QueueOutlook) -> None:
+    """The one thing a visitor learns about someone else's training (no name, no cancel)."""
+    text = queue_text(outlook) or "Another analyst's training is waiting in the queue."
+    st.info(text, icon=":material/group:")
+
+
+def queue_text(outlook: QueueOutlook) -> str | None:
+    """The note about someone else's running training ("Another analyst's training is running —
+    yours …"); None when no one else's training is running."""
+    mine = outlook.mine
+    if not outlook.others_running or (mine is not None and mine.state == "running"):
+        return None
+    position = (mine.queue_position or 1) if mine is not None else 1
+    if position <= 1:
+        return "Another analyst's training is running — yours will start when it ends."
+    return f"Another analyst's training is running — yours is {ordinal(position)} in the queue."
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _render(snap: JobSnapshot, outlook: QueueOutlook, *, can_cancel: bool) -> None:
     title, action = st.columns([4, 1], vertical_alignment="center")
     title.markdown(f"#### {md(snap.name)}")
-    if not snap.finished:
+    if can_cancel:
         with action:
             _cancel_button(snap)
     if snap.state == "queued":
+        is_next_of_mine = outlook.mine is not None and outlook.mine.run_id == snap.run_id
+        waiting = queue_text(outlook) if is_next_of_mine else None
         st.info(
-            f"Waiting in the queue (number {snap.queue_position or 1}); it starts when the "
+            waiting
+            or f"Waiting in the queue (number {snap.queue_position or 1}); it starts when the "
             "training before it has finished.",
             icon=":material/schedule:",
         )
@@ -83,8 +121,8 @@ def _progress(snap: JobSnapshot) -> None:
 
 
 def _cancel_button(snap: JobSnapshot) -> None:
-    if st.button("Cancel training", key="train_cancel", icon=":material/cancel:"):
-        get_jobs().cancel(snap.run_id)
+    clicked = st.button("Cancel training", key="train_cancel", icon=":material/cancel:")
+    if clicked and get_jobs().cancel(snap.run_id, owner=owner_id()):
         st.toast("Cancelling… the run stops after the current step.", duration=4)
 
 
@@ -137,7 +175,7 @@ def resume(run_id: str) -> None:
     from core.pipeline import ResumeRequest
 
     try:
-        get_jobs().resubmit(run_id, ResumeRequest())
+        get_jobs().resubmit(run_id, ResumeRequest(), owner=owner_id())
     except TicketTuneError as exc:
         st.error(md(str(exc)), icon=":material/error:")
         return
@@ -162,33 +200,40 @@ def _events(snap: JobSnapshot) -> None:
 
 
 def sidebar_badge() -> None:
-    """Sidebar, on every page: the job in progress (refreshing itself while there is one)."""
-    jobs = get_jobs()
+    """Sidebar, on every page: this visitor's job in progress, and how busy the queue is
+    (refreshing itself while any job is running or waiting)."""
+    jobs, owner = get_jobs(), owner_id()
 
-    @st.fragment(run_every=BADGE_SECONDS if jobs.active() else None)
+    @st.fragment(run_every=BADGE_SECONDS if jobs.outlook(owner).busy else None)
     def badge() -> None:
-        _badge(jobs.jobs())
+        _badge(jobs.outlook(owner))
 
     with st.sidebar:
         badge()
 
 
-def _badge(snapshots: list[JobSnapshot]) -> None:
-    running = next((s for s in snapshots if s.state == "running"), None)
-    queued = [s for s in snapshots if s.state == "queued"]
-    if running is None and not queued:
+def _badge(outlook: QueueOutlook) -> None:
+    mine = outlook.mine
+    if not outlook.busy:
         return
     with st.container(border=True, key="job_badge"):
-        if running is not None:
-            eta = f", about {fmt_duration(running.eta_seconds)} left" if running.eta_seconds else ""
-            text = f"Training **{md(running.name)}**: {running.fraction:.0%}{eta}"
-            st.progress(running.fraction, text=text)
-        if queued:
-            st.caption(f"{len(queued)} more waiting in the queue")
-        target = running or queued[-1]
-        st.page_link(
-            "pages/train.py",
-            label="Watch it",
-            icon=":material/visibility:",
-            query_params={"run": target.run_id},
-        )
+        if mine is not None and mine.state == "running":
+            eta = f", about {fmt_duration(mine.eta_seconds)} left" if mine.eta_seconds else ""
+            st.progress(
+                mine.fraction, text=f"Training **{md(mine.name)}**: {mine.fraction:.0%}{eta}"
+            )
+        elif mine is not None:
+            st.caption(f"Your training **{md(mine.name)}** is waiting in the queue.")
+        if outlook.others_running:
+            st.caption("Another analyst's training is running.")
+        waiting = outlook.others_queued + outlook.mine_queued
+        waiting -= 1 if mine is not None and mine.state == "queued" else 0
+        if waiting:
+            st.caption(f"{waiting} more waiting in the queue")
+        if mine is not None:
+            st.page_link(
+                "pages/train.py",
+                label="Watch it",
+                icon=":material/visibility:",
+                query_params={"run": mine.run_id},
+            )

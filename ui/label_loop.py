@@ -30,6 +30,7 @@ from core.decisions import (
 from core.errors import TicketTuneError
 from core.runs import Run
 from core.schema import sheet_row
+from ui.auth import owner_id
 from ui.safe_text import md
 from ui.state import get_jobs, get_workspace, load_table, remember_run, upload_filename
 from ui.widgets import csv_download, show_table
@@ -182,7 +183,7 @@ def apply_and_retrain(loop: Loop) -> None:
     if st.button(label, key="loop_apply", type="primary", icon=":material/model_training:"):
         fields = loop_core.retrain_fields(request, loop.upload_id, loop.run, loop.decisions.version)
         name = f"{loop.run.summary().name} · changes v{loop.decisions.version}"
-        run_id = get_jobs().submit(request, name=name, status_fields=fields)
+        run_id = get_jobs().submit(request, name=name, status_fields=fields, owner=owner_id())
         remember_run(run_id)
         st.session_state["_loop_started"] = run_id
     started = st.session_state.get("_loop_started")

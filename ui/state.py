@@ -3,10 +3,11 @@
 * One ``RunStore`` and one ``JobManager`` per runs folder, in ``st.cache_resource``: they outlive
   browser refreshes and are shared by every tab, so a refresh or a second tab sees the same job.
 * Loaded tables and predictors are cached the same way (read-only; never mutate them).
-* Per tab: the run being watched or reviewed (``?run=``) and the current upload (``?data=``).
-  Both live in ``st.session_state`` and in the URL; :func:`sync_query_params`, called by the
-  entrypoint on every run, puts them back after ``st.navigation`` clears the URL on a page switch
-  and reads them after a refresh.
+* Per tab: the run being watched or reviewed (``?run=``), the current upload (``?data=``) and
+  the browser session's id (``?session=``; whose jobs these are when nobody signs in, see
+  ``ui.auth.owner_id``). They live in ``st.session_state`` and in the URL;
+  :func:`sync_query_params`, called by the entrypoint on every run, puts them back after
+  ``st.navigation`` clears the URL on a page switch and reads them after a refresh.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import streamlit as st
 
+from core.auth import is_session_id, new_session_id
 from core.errors import RunNotFoundError
 from core.jobs import JobManager
 from core.runs import Run, RunStore, default_runs_dir
@@ -28,7 +30,8 @@ if TYPE_CHECKING:  # torch and transformers load only when a page needs a model
 
 RUN_KEY = "run_id"
 UPLOAD_KEY = "upload_id"
-QUERY_KEYS = {"run": RUN_KEY, "data": UPLOAD_KEY}
+SESSION_KEY = "browser_session"
+QUERY_KEYS = {"run": RUN_KEY, "data": UPLOAD_KEY, "session": SESSION_KEY}
 _WRITTEN = "_query_written"
 _MANAGERS: weakref.WeakSet[JobManager] = weakref.WeakSet()
 
@@ -144,6 +147,18 @@ def sync_query_params() -> None:
         elif not value and in_url:
             del st.query_params[param]
         written[param] = value
+    if not is_session_id(st.session_state.get(SESSION_KEY)):  # first visit, or a mangled URL
+        _remember("session", new_session_id())
+
+
+def browser_session_id() -> str:
+    """This tab's browser-session id: made on the first visit, kept in the URL (``?session=``)
+    so that a refresh keeps it."""
+    value = st.session_state.get(SESSION_KEY)
+    if not is_session_id(value):
+        value = new_session_id()
+        _remember("session", value)
+    return value
 
 
 def _remember(param: str, value: str | None) -> None:

@@ -1,9 +1,18 @@
-"""Five analysts at once on one server: each starts a quick training at the same moment.
+"""Five analysts at once on one server, each starting a training at the same moment.
 
-Each browser context is its own Streamlit session. The jobs queue on the one worker in the
-order they were submitted, each tab follows its own run (its own name and ``?run=``), the runs
-folder ends with five distinct succeeded runs, and nothing is mixed up between the tabs.
-The quick method on the sample tickets keeps the whole test bounded.
+Each browser context is its own Streamlit session (its own ``?session=`` owner id). The jobs
+queue on the one worker in the order they were submitted, each tab shows its own run — never
+another tab's name or progress —, a queued tab is told it waits for another analyst's
+training, and the runs folder ends with five distinct succeeded runs, one after the other.
+The tiny random BERT on 120 tickets keeps the whole test short. (The try-it box answering while
+a job trains is an AppTest, tests/test_pages.py: in the browser, with these five sessions on 2
+loaded cores, it once gave no answer within 60 s — not yet explained.)
+
+What this test caught (issue 12): the Train page queued the job and then called
+``st.rerun()``; under load, a tab whose previous run had drawn polling fragments (another
+analyst's running job, the sidebar badge) kept showing that previous page — another tab's job
+and no ``?run=`` — while the server ran the new one. The page now shows the new job in the
+same script run, and a tab only ever shows its own job.
 """
 
 from __future__ import annotations
@@ -18,74 +27,106 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 expect = sync_api.expect
 
 SESSIONS = 5
-HEADING_MS = 300_000  # the server also trains session 0's job meanwhile
-FINISH_ALL_MS = 540_000  # five quick runs one after the other on 2 busy cores
 VIEWPORT = {"width": 1400, "height": 1000}
+HEADING_MS = 120_000  # each tab's own job panel, right after Start
+FINISH_ALL_MS = 300_000  # five tiny trainings one after the other on 2 busy cores
+OTHERS_NOTE = "Another analyst's training is running — yours"
 
 
-def _prepare(page, app_server, ui, name: str) -> None:
-    """Sample tickets → Train page → quick method → run name; stops before Start."""
+def _tickets_csv(tmp_path):
+    from tests.helpers import topic_frame
+
+    path = tmp_path / "team_tickets.csv"
+    table = topic_frame(40).drop(columns="row").rename(columns={"text": "ticket", "label": "team"})
+    table.to_csv(path, index=False)
+    return path
+
+
+def _prepare(page, app_server, ui, tickets, model_dir, name: str) -> None:
+    """Upload the tickets → Train page → the tiny model → run name; stops before Start."""
     ui.open(page, f"{app_server.url}/data", "1 · Your tickets")
-    page.get_by_role("button", name="Use the sample tickets").click()
+    ui.upload(page, tickets, uploader_label="Upload your labelled tickets")
     page.get_by_text("What TicketTune found").wait_for(timeout=90_000)
     ui.settle(page)
     page.get_by_role("link", name="Next: 2 Train").click()
     ui.wait_for_title(page, "2 · Train a model")
-    method = page.get_by_role("radiogroup", name="Method")
-    quick = method.get_by_role("radio", name="Quick", exact=True)
-    if not quick.is_checked():
-        with ui.rerun(page):
-            method.get_by_test_id("stRadioOption").filter(has_text="Quick").click()
-    assert quick.is_checked()
+    other = page.get_by_role("radiogroup", name="Model").get_by_test_id("stRadioOption")
+    with ui.rerun(page):
+        other.filter(has_text="Another model").click()
+    path = page.get_by_label("Hugging Face model id or local folder")
+    path.fill(str(model_dir))
+    with ui.rerun(page):
+        path.press("Enter")
     box = page.get_by_label("Name of this run")
     box.fill(name)
-    box.press("Enter")
-    ui.settle(page)
+    with ui.rerun(page):
+        box.press("Enter")
 
 
-@pytest.mark.skip(
-    reason="issue 12, open: on the loaded 2-core machine the third session's job panel did not "
-    "appear within 300 s (sessions 0-1 did; all five runs were created) — cause not found yet"
-)
-def test_five_sessions_train_at_once_without_mixing_up(app_server, browser, ui):
+def _status(app_server, run_id: str) -> dict:
+    return json.loads((app_server.runs_dir / run_id / "status.json").read_text(encoding="utf-8"))
+
+
+def _app_text(page) -> str:
+    return page.get_by_test_id("stApp").inner_text()
+
+
+def test_five_sessions_train_at_once_without_mixing_up(
+    app_server, browser, ui, tiny_model_dir, tmp_path
+):
+    tickets = _tickets_csv(tmp_path)
     contexts = [browser.new_context(viewport=VIEWPORT) for _ in range(SESSIONS)]
     try:
-        pages = [context.new_page() for context in contexts]
         for context in contexts:
             context.set_default_timeout(60_000)
-        names = [f"session {i} quick" for i in range(SESSIONS)]
-        for page, name in zip(pages, names, strict=True):
-            _prepare(page, app_server, ui, name)
-        for page in pages:  # as close together as one driver can click
+        tabs = [context.new_page() for context in contexts]
+        names = [f"analyst {i} run" for i in range(SESSIONS)]
+        for page, name in zip(tabs, names, strict=True):
+            _prepare(page, app_server, ui, tickets, tiny_model_dir, name)
+        owners = [ui.query_param(page, "session") for page in tabs]
+        assert all(owners) and len(set(owners)) == SESSIONS, owners
+
+        for page in tabs:  # as close together as one driver can click
             page.get_by_role("button", name="Start training").click()
-        run_ids = []
-        for page, name in zip(pages, names, strict=True):
+
+        run_ids, first_sight = [], []
+        for i, (page, name) in enumerate(zip(tabs, names, strict=True)):
             job = page.locator(".st-key-train_job")
             job.get_by_role("heading", name=name).wait_for(timeout=HEADING_MS)
             page.wait_for_url(re.compile(r"[?&]run="))
             run_ids.append(ui.query_param(page, "run"))
+            first_sight.append(job.inner_text())
+            others = [n for j, n in enumerate(names) if j != i]
+            shown = _app_text(page)
+            assert not [n for n in others if n in shown], f"tab {i} shows another tab's run"
         assert len(set(run_ids)) == SESSIONS, run_ids
+        # A queued tab is told that it waits for another analyst's training (and where it is).
+        waiting = [t for t in first_sight if OTHERS_NOTE in t]
+        assert waiting, first_sight
+        for text in waiting:
+            assert re.search(
+                rf"{OTHERS_NOTE} (will start when it ends|is \d+\w\w in the queue)", text
+            )
 
-        for page, name in zip(pages, names, strict=True):
+        for i, (page, name) in enumerate(zip(tabs, names, strict=True)):
             job = page.locator(".st-key-train_job")
             expect(job.get_by_test_id("stAlertContentSuccess")).to_contain_text(
                 "Finished in", timeout=FINISH_ALL_MS
             )
             expect(job.get_by_role("heading", name=name)).to_be_visible()
+            assert ui.query_param(page, "run") == run_ids[i]
+            shown = _app_text(page)
+            assert not [n for j, n in enumerate(names) if j != i and n in shown]
             ui.assert_no_app_error(page)
 
-        statuses = {
-            run_id: json.loads((app_server.runs_dir / run_id / "status.json").read_text())
-            for run_id in run_ids
-        }
-        assert [statuses[r]["name"] for r in run_ids] == names  # each tab shows its own run
-        assert {s["state"] for s in statuses.values()} == {"succeeded"}
-        started = [statuses[r]["started_at"] for r in run_ids]
-        finished = [statuses[r]["finished_at"] for r in run_ids]
-        order = sorted(range(SESSIONS), key=lambda i: started[i])
-        for before, after in itertools.pairwise(order):  # one at a time, in order
-            assert finished[before] <= started[after]
-        assert order == sorted(order, key=lambda i: statuses[run_ids[i]]["created_at"])
+        statuses = [_status(app_server, run_id) for run_id in run_ids]
+        assert [s["name"] for s in statuses] == names  # each tab followed its own run
+        assert [s["state"] for s in statuses] == ["succeeded"] * SESSIONS
+        assert [s["job_owner"] for s in statuses] == [f"session:{o}" for o in owners]
+        order = sorted(range(SESSIONS), key=lambda i: statuses[i]["started_at"])
+        assert order == sorted(range(SESSIONS), key=lambda i: statuses[i]["created_at"])  # FIFO
+        for before, after in itertools.pairwise(order):  # one at a time
+            assert statuses[before]["finished_at"] <= statuses[after]["started_at"]
     finally:
         for context in contexts:
             context.close()
