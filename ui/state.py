@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import threading
 import weakref
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,24 @@ def _execute(*args, **kwargs):
     from core.pipeline import execute
 
     return execute(*args, **kwargs)
+
+
+def _import_engine() -> None:
+    # torch, transformers, ONNX Runtime, peft, scikit-learn:
+    import core.inference
+    import core.pipeline  # noqa: F401
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up_engine() -> threading.Thread:
+    """Import the model libraries once per server, in the background, after the first page.
+
+    The first page then shows within a few seconds, and by the time the analyst starts a
+    training or opens a model, torch and transformers are (mostly) loaded; a page that needs
+    them sooner simply waits for the import to finish."""
+    thread = threading.Thread(target=_import_engine, name="tickettune-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 @st.cache_resource(show_spinner=False)
