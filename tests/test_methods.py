@@ -6,7 +6,7 @@ import torch
 
 from core.config import METHOD_DESCRIPTIONS, METHODS, TrainConfig
 from core.inference import Predictor
-from core.methods import METHOD_FACTS, TO_BE_MEASURED, method_gist
+from core.methods import BENCH, METHOD_FACTS, method_gist
 from core.modeling import ModelMeta, load_classifier, save_classifier
 from core.training import TicketTrainer, train
 from tests.helpers import topic_split
@@ -16,7 +16,7 @@ def test_every_method_has_facts_and_a_gist():
     assert set(METHOD_FACTS) == set(METHODS) >= {"adapter", "prompt"}
     for method in METHODS:
         assert METHOD_DESCRIPTIONS[method] and method_gist(method)
-    assert any(TO_BE_MEASURED in f.gist for f in METHOD_FACTS.values())
+    assert all(BENCH in f.gist for f in METHOD_FACTS.values()), "each gist names its benchmark"
 
 
 def test_new_adapters_start_as_the_identity(tiny_model_dir):
