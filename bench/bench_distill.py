@@ -14,6 +14,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from bench.common import (
     OUT_DIR,
     add_data_arguments,
@@ -36,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", type=Path, help="a trained teacher run (default: train one)")
     parser.add_argument("--layers", default="2,3", help="student layer counts, comma-separated")
     parser.add_argument("--epochs", type=float, default=3.0)
+    parser.add_argument(
+        "--unlabelled-rest",
+        action="store_true",
+        help="also distil on the tickets of --data the teacher never saw, without their labels",
+    )
     args = parser.parse_args(argv)
     machine = print_header(f"Distillation ({args.label})")
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -62,10 +69,13 @@ def main(argv: list[str] | None = None) -> int:
             extra=["--epochs", str(args.epochs), "--min-count", "1"],
         )
         teacher = Path(child.payload["run_dir"])
+    extra: list[str] = []
+    if args.unlabelled_rest:
+        extra = ["--unlabelled", str(unlabelled_rest(args, teacher)), "--text-column", "text"]
     students = {}
     for layers in [int(k) for k in args.layers.split(",") if k.strip()]:
         argv = ["-m", "core", "train", "--distill-from", str(teacher), "--runs-dir", str(runs_dir)]
-        argv += ["--student-layers", str(layers), "--epochs", str(args.epochs)]
+        argv += ["--student-layers", str(layers), "--epochs", str(args.epochs), *extra]
         argv += ["--name", f"bench-student-{layers}-{stamp}"]
         child = run_child(argv, what=f"distil to {layers} layers")
         facts = Run(child.payload["run_dir"]).metrics()["distillation"]
@@ -90,6 +100,19 @@ def main(argv: list[str] | None = None) -> int:
         {"bench": "distill", "machine": machine, "teacher": str(teacher), "students": students}
     )
     return 0
+
+
+def unlabelled_rest(args, teacher: Path) -> Path:
+    """The tickets of the whole --data file that are in none of the teacher's split parts,
+    text only (their labels are dropped): extra reading for the student."""
+    from core.text import ticket_texts
+
+    columns = text_columns(args)
+    texts = pd.Series(ticket_texts(load_table(args.data, columns, None, None), columns))
+    seen = set(Run(teacher).read_frame("split.csv")["text"].astype(str))
+    rest = pd.DataFrame({"text": texts[~texts.isin(seen)]})
+    print(f"[bench] {len(rest)} unlabelled tickets the teacher never saw", flush=True)
+    return write_csv(rest, OUT_DIR / "data" / f"distill-unlabelled-{args.label}.csv")
 
 
 if __name__ == "__main__":

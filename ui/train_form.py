@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.config import DEFAULT_LEARNING_RATES, MAX_MODEL_LENGTH, TrainConfig
-from core.methods import METHOD_FACTS, METHODS
+from core.methods import ADVERSARIAL_GIST, METHOD_FACTS, METHODS
 
 BUILTIN = "Built-in: all-MiniLM-L6-v2 (works offline)"
 OTHER = "Another model: a Hugging Face id or a folder on this computer"
@@ -115,7 +115,7 @@ def advanced(method: str) -> dict:
                 "Train against typos and odd spelling",
                 value=DEFAULTS.adversarial,
                 key="train_adversarial",
-                help="Each step also learns from slightly distorted tickets (slower, steadier).",
+                help=ADVERSARIAL_GIST,
                 **KEEP,
             ),
         }
