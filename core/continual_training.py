@@ -95,18 +95,22 @@ def continual_metrics(
     new_probs: np.ndarray,
     labels: list[str],
 ) -> dict[str, Any]:
-    def scores(frame: pd.DataFrame, probs: np.ndarray) -> dict[str, float]:
+    def scores(frame: pd.DataFrame, probs: np.ndarray, earlier: bool) -> dict[str, float]:
         predicted = [labels[i] for i in probs.argmax(axis=1)] if len(frame) else []
-        return compute_metrics(frame["label"].tolist(), predicted, labels)
+        return compute_metrics(
+            frame["label"].tolist(), predicted, labels, truth_labels_only=earlier
+        )
 
     before = (parent.read_json("metrics.json", default={}) or {}).get("model", {})
-    previous_scores = scores(previous, previous_probs)
+    # Over the earlier test's own labels: a new label predicted there is a miss, but its F1
+    # (no true tickets there) must not halve the average and read as forgetting.
+    previous_scores = scores(previous, previous_probs, earlier=True)
     forgetting = None
     if before.get("macro_f1") is not None and len(previous):
         forgetting = round(float(before["macro_f1"]) - float(previous_scores["macro_f1"]), 4)
     return {
         "previous_test": previous_scores,
-        "new_test": scores(new_test, new_probs),
+        "new_test": scores(new_test, new_probs, earlier=False),
         "parent_previous_test_macro_f1": before.get("macro_f1"),
         "forgetting": forgetting,
         "parent_run": str(parent.path),

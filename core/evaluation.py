@@ -29,13 +29,22 @@ TOP_K = 3
 
 
 def compute_metrics(
-    y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str] | None = None
+    y_true: Sequence[str],
+    y_pred: Sequence[str],
+    labels: Sequence[str] | None = None,
+    *,
+    truth_labels_only: bool = False,
 ) -> dict[str, float]:
     """accuracy, macro_f1, weighted_f1 and n.
 
     F1 averages run over every label that occurs in ``y_true`` or ``y_pred``. Labels in
     ``labels`` that occur in neither have no defined F1 and are skipped, so the numbers do
     not depend on whether the caller passes the model's label list, and match ``evaluate``.
+
+    ``truth_labels_only`` averages over the labels of ``y_true`` alone: a prediction of another
+    label still counts as a miss, but that label's own F1 (0: it has no true tickets here) does
+    not enter the average. For "did the model forget the earlier labels?": macro-F1 over the
+    earlier labels, comparable to the earlier model's, however many new labels there are.
     """
     true = [str(v) for v in y_true]
     pred = [str(v) for v in y_pred]
@@ -43,7 +52,7 @@ def compute_metrics(
         raise ValueError(f"y_true has {len(true)} items but y_pred has {len(pred)}.")
     if not true:
         return {"accuracy": 0.0, "macro_f1": 0.0, "weighted_f1": 0.0, "n": 0}
-    present = set(true) | set(pred)
+    present = set(true) if truth_labels_only else set(true) | set(pred)
     known = [str(v) for v in labels] if labels is not None else []
     label_list = [v for v in dict.fromkeys(known) if v in present]
     label_list += sorted(present.difference(label_list))

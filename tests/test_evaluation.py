@@ -54,6 +54,18 @@ def test_compute_metrics_ignores_labels_absent_from_both() -> None:
     assert compute_metrics(TRUE, pred, ["never", *LABELS]) == compute_metrics(TRUE, pred)
 
 
+def test_truth_labels_only_averages_over_the_earlier_labels() -> None:
+    """Two earlier labels, each with one ticket mislabelled as a new label: each earlier label
+    has recall 1/2 and precision 1 (F1 2/3); the new label (F1 0, no true tickets) is left out
+    of the average instead of pulling it down to 4/9."""
+    true = ["billing", "billing", "access", "access"]
+    pred = ["billing", "refund", "access", "refund"]
+    assert compute_metrics(true, pred)["macro_f1"] == pytest.approx(4 / 9)
+    earlier = compute_metrics(true, pred, truth_labels_only=True)
+    assert earlier["macro_f1"] == pytest.approx(2 / 3)
+    assert earlier["accuracy"] == pytest.approx(0.5)
+
+
 def test_evaluate_metrics_per_class_and_confusion(evaluation: Evaluation) -> None:
     """evaluate() takes argmax predictions and reports the same hand-computed numbers."""
     assert evaluation.labels == LABELS

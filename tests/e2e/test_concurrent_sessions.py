@@ -63,6 +63,23 @@ def _prepare(page, app_server, ui, tickets, model_dir, name: str) -> None:
         box.press("Enter")
 
 
+def _dump(ui, tabs, app_server) -> None:
+    """What every tab shows and what the runs folder holds, for a failure's diagnosis."""
+    folder = ui.screenshots
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, tab in enumerate(tabs):
+        tab.screenshot(path=str(folder / f"sessions-tab{k}.png"), full_page=True)
+        (folder / f"sessions-tab{k}.txt").write_text(
+            f"url: {tab.url}\n\n{_app_text(tab)}", encoding="utf-8"
+        )
+    statuses = {
+        p.name: p.joinpath("status.json").read_text(encoding="utf-8")
+        for p in app_server.runs_dir.iterdir()
+        if p.joinpath("status.json").is_file()
+    }
+    (folder / "sessions-runs.json").write_text(json.dumps(statuses, indent=1), encoding="utf-8")
+
+
 def _status(app_server, run_id: str) -> dict:
     return json.loads((app_server.runs_dir / run_id / "status.json").read_text(encoding="utf-8"))
 
@@ -92,7 +109,11 @@ def test_five_sessions_train_at_once_without_mixing_up(
         run_ids, first_sight = [], []
         for i, (page, name) in enumerate(zip(tabs, names, strict=True)):
             job = page.locator(".st-key-train_job")
-            job.get_by_role("heading", name=name).wait_for(timeout=HEADING_MS)
+            try:
+                job.get_by_role("heading", name=name).wait_for(timeout=HEADING_MS)
+            except Exception:
+                _dump(ui, tabs, app_server)
+                raise
             page.wait_for_url(re.compile(r"[?&]run="))
             run_ids.append(ui.query_param(page, "run"))
             first_sight.append(job.inner_text())
