@@ -38,6 +38,12 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # Each analyst looks at their own tab; in one test browser, Chromium would treat all but
+    # one as background tabs and throttle their timers (Streamlit's fragment polling) to about
+    # once a minute — a test artefact, not what analysts see.
+    "--disable-background-timer-throttling",
+    "--disable-backgrounding-occluded-windows",
+    "--disable-renderer-backgrounding",
 ]
 VIEWPORT = {"width": 1400, "height": 1000}
 SERVER_START_TIMEOUT_S = 120
