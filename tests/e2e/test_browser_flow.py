@@ -150,7 +150,7 @@ def test_train_quick_model(app_server, tab, ui, flow):
     job.wait_for(timeout=PAGE_TIMEOUT_MS)
     tab.wait_for_url(re.compile(r"[?&]run="))
     run_id = ui.query_param(tab, "run")
-    assert job.get_by_role("heading", name=RUN_NAME).is_visible()
+    expect(job.get_by_role("heading", name=RUN_NAME)).to_be_visible()  # drawn with the job
 
     outcome = job.get_by_text(re.compile(r"^Finished in")).or_(
         job.get_by_test_id("stAlertContentError")

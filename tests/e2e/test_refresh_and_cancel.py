@@ -105,7 +105,7 @@ def test_training_survives_a_refresh_and_can_be_cancelled(app_server, tab, ui):
     assert ui.query_param(tab, "run") == run_id, tab.url
     stage, after, after_text = _progress(job)
     assert stage == FINE_TUNING and after >= before, (before_text, after_text)
-    assert job.get_by_role("button", name="Cancel training").is_visible()
+    expect(job.get_by_role("button", name="Cancel training")).to_be_visible()
     badge = tab.locator(".st-key-job_badge")
     expect(badge).to_contain_text(f"Training {RUN_NAME}")
     _wait_for_progress_beyond(job, after, PROGRESS_WAIT_S)
