@@ -256,17 +256,11 @@ class OnnxEngine:
         on_batch: Callable[[int, int], None] | None = None,
         cancel: threading.Event | None = None,
     ) -> np.ndarray:
+        """The graph's output row per text: probabilities for a classifier export, embeddings
+        for an encoder export (``embed`` is the same call under the name that says so)."""
         return self._run(texts, batch_size=batch_size, on_batch=on_batch, cancel=cancel)
 
-    def embed(
-        self,
-        texts: Sequence[str],
-        *,
-        batch_size: int = 128,
-        on_batch: Callable[[int, int], None] | None = None,
-        cancel: threading.Event | None = None,
-    ) -> np.ndarray:
-        return self._run(texts, batch_size=batch_size, on_batch=on_batch, cancel=cancel)
+    embed = predict_proba
 
     def _run(self, texts, *, batch_size, on_batch, cancel) -> np.ndarray:
         """Length-sorted batches padded to their own longest text; rows in input order."""
