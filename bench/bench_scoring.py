@@ -117,6 +117,7 @@ def measure_variant(
         "variant": variant,
         "precision": "int8" if variant == "onnx-int8" else predictor.placement.precision,
         "engine": predictor.backend,
+        "single_engine": predictor.single_backend,
         "load_seconds": round(load["seconds"], 2),
         "latency": latency_stats(seconds),
         "batch_tickets": len(texts),
@@ -201,7 +202,10 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = [
         (
-            f"{v} ({r.get('engine', 'torch')} {r['precision']})",
+            f"{v} ({r.get('engine', 'torch')} {r['precision']}"
+            + (
+                f"; one ticket: {r['single_engine']})" if r["single_engine"] != r["engine"] else ")"
+            ),
             r["load_seconds"],
             r["latency"]["p50_ms"],
             r["latency"]["p95_ms"],

@@ -17,7 +17,7 @@ import torch
 from core.device import Placement, resolve_placement
 from core.errors import RunNotFoundError
 from core.modeling import META_FILE, ModelMeta, TicketClassifier, classify, load_classifier
-from core.onnx_engine import OnnxEngine, open_engine, use_onnx
+from core.onnx_engine import OnnxEngine, open_engine, use_onnx, use_onnx_for_one
 from core.runs import Run
 from core.scoring import NEEDS_REVIEW, needs_review
 
@@ -83,11 +83,30 @@ class Predictor:
         self.threshold = threshold
         self.onnx = onnx
         self._lock = threading.Lock()
+        # Where single tickets go when batches run on torch (core.onnx_engine.use_onnx_for_one):
+        # the folder of a stored export, opened on the first single ticket.
+        self._one_folder: Path | None = None
+        self._one: OnnxEngine | None = None
 
     @property
     def backend(self) -> str:
         """``"onnx"`` (ONNX Runtime on the CPU) or ``"torch"``: what scores the tickets."""
         return "onnx" if self.onnx is not None else "torch"
+
+    @property
+    def single_backend(self) -> str:
+        """What scores one ticket at a time (the try-it box): ``"onnx"`` or ``"torch"``."""
+        return "onnx" if self.onnx is not None or self._one_engine() is not None else "torch"
+
+    def _one_engine(self) -> OnnxEngine | None:
+        if self.onnx is not None:
+            return self.onnx
+        if self._one is None and self._one_folder is not None:
+            folder, self._one_folder = self._one_folder, None  # one try only
+            self._one = open_engine(
+                folder, self.tokenizer, max_length=self.meta.max_length, export=False
+            )
+        return self._one
 
     @classmethod
     def load(
@@ -115,7 +134,10 @@ class Predictor:
         onnx = None
         if use_onnx(placement, engine):
             onnx = open_engine(folder, tokenizer, max_length=meta.max_length)
-        return cls(model, tokenizer, meta, placement, threshold, onnx)
+        predictor = cls(model, tokenizer, meta, placement, threshold, onnx)
+        if onnx is None and use_onnx_for_one(placement, engine):
+            predictor._one_folder = folder
+        return predictor
 
     @property
     def labels(self) -> list[str]:
@@ -131,6 +153,11 @@ class Predictor:
         texts = [str(t) if t is not None else "" for t in texts]
         if self.onnx is not None:
             return self.onnx.predict_proba(texts, batch_size=batch_size, on_batch=on_batch)
+        if len(texts) == 1:
+            with self._lock:
+                one = self._one_engine()
+            if one is not None:
+                return one.predict_proba(texts, batch_size=1, on_batch=on_batch)
         with self._lock:
             if len(texts) == 1:
                 probs = self._predict_one(texts[0])

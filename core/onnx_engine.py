@@ -53,6 +53,21 @@ def use_onnx(placement, engine: str = "auto") -> bool:
     return placement.device.type == "cpu" and placement.precision == "fp32"
 
 
+def use_onnx_for_one(placement, engine: str = "auto") -> bool:
+    """Score a single ticket (the try-it box) with ONNX Runtime, or with torch?
+
+    ``auto``: ONNX Runtime on every CPU, also where torch's bf16 wins on batches. One short
+    text is dozens of tiny operations; ONNX Runtime's own thread pool runs them in 4.5 ms p50
+    where torch takes 15-17 ms, fp32 or bf16 (bench_scoring, AMX CPU, sleeping OpenMP threads).
+    Only a stored export is used for this: a single ticket never waits for an export.
+    """
+    if engine == "auto":
+        engine = os.environ.get(ENGINE_ENV, "auto").strip().lower() or "auto"
+    if engine not in ENGINES:
+        raise ValueError(f"Unknown engine {engine!r}; use one of {ENGINES}.")
+    return engine != "torch" and placement.device.type == "cpu"
+
+
 # ------------------------------------------------------------------------------ export
 
 
@@ -100,13 +115,18 @@ def ensure_onnx(model_dir: str | os.PathLike) -> Path | None:
     return export_onnx(folder)
 
 
-def open_engine(model_dir: str | os.PathLike, tokenizer, *, max_length: int):
+def open_engine(model_dir: str | os.PathLike, tokenizer, *, max_length: int, export: bool = True):
     """The run's ONNX engine (exporting once if needed), or None: then torch scores.
 
-    A stored file ONNX Runtime cannot open (truncated, from an incompatible version) is
-    treated like a failed export, not an error for the analyst.
+    ``export=False`` opens only an export the run already has. A stored file ONNX Runtime
+    cannot open (truncated, from an incompatible version) is treated like a failed export, not
+    an error for the analyst.
     """
-    path = ensure_onnx(model_dir)
+    if export:
+        path = ensure_onnx(model_dir)
+    else:
+        path = Path(model_dir) / ONNX_FILE
+        path = path if path.is_file() else None
     if path is None:
         return None
     try:

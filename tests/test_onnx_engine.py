@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from core import onnx_engine
+from core import inference, onnx_engine
 from core.device import Placement
 from core.inference import Predictor
 from core.onnx_engine import (
@@ -19,6 +19,7 @@ from core.onnx_engine import (
     export_note,
     export_onnx,
     use_onnx,
+    use_onnx_for_one,
 )
 from core.scoring import ticket_texts
 from tests.conftest import SAMPLE_TICKETS
@@ -172,6 +173,41 @@ def test_onnx_is_chosen_exactly_where_torch_would_run_fp32_on_the_cpu(monkeypatc
     assert use_onnx(Placement(cpu, "fp32")) is False
     with pytest.raises(ValueError, match="engine"):
         use_onnx(Placement(cpu, "fp32"), "tensorrt")
+
+
+def test_single_tickets_go_to_onnx_runtime_on_every_cpu(monkeypatch):
+    monkeypatch.delenv(onnx_engine.ENGINE_ENV, raising=False)
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert use_onnx_for_one(Placement(cpu, "bf16")) is True  # batches stay on torch there
+    assert use_onnx_for_one(Placement(cpu, "fp32")) is True
+    assert use_onnx_for_one(Placement(gpu, "fp16")) is False
+    assert use_onnx_for_one(Placement(cpu, "bf16"), "torch") is False
+
+
+def test_where_batches_run_on_torch_one_ticket_is_scored_by_the_stored_export(
+    model_copy, sample_texts, monkeypatch
+):
+    """The try-it box on an AMX CPU: torch bf16 for batches, ONNX Runtime for one ticket —
+    the same label and scores as torch fp32, and no export made on the way."""
+    monkeypatch.setattr(inference, "use_onnx", lambda placement, engine="auto": False)
+    reference = Predictor.load(model_copy, precision="fp32", engine="torch")
+    expected = reference.predict_proba(sample_texts[:1])
+
+    monkeypatch.setattr(onnx_engine, "export_onnx", _must_not_export)
+    without_export = Predictor.load(model_copy, precision="fp32")
+    assert (without_export.backend, without_export.single_backend) == ("torch", "torch")
+    _assert_same_scores(expected, without_export.predict_proba(sample_texts[:1]))
+
+    monkeypatch.undo()
+    export_onnx(model_copy)
+    monkeypatch.setattr(inference, "use_onnx", lambda placement, engine="auto": False)
+    predictor = Predictor.load(model_copy, precision="fp32")
+    assert predictor.onnx is None and predictor.backend == "torch"
+    assert predictor.single_backend == "onnx"
+    _assert_same_scores(expected, predictor.predict_proba(sample_texts[:1]))
+    assert predictor.predict(sample_texts[:1])[0].label == reference.labels[expected.argmax()]
+    forced = Predictor.load(model_copy, precision="fp32", engine="torch")
+    assert forced.single_backend == "torch"
 
 
 @pytest.mark.slow
