@@ -21,11 +21,27 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_configure_sets_passive_waiting_and_keeps_what_the_user_chose():
     env: dict[str, str] = {}
-    assert configure_process(env) == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert configure_process(env) == {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_NUM_THREADS": "1"}
     assert configure_process(env) == {}  # idempotent
     mine = {"OMP_WAIT_POLICY": "ACTIVE"}
     configure_process(mine)
     assert mine["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_scikit_learns_blas_runs_on_one_thread_in_our_processes():
+    """Set before numpy loads (importing core does it), so OpenBLAS starts with one thread."""
+    code = (
+        "import core, numpy, scipy.linalg, sklearn.linear_model\n"
+        "from threadpoolctl import threadpool_info\n"
+        "print(sorted({i['num_threads'] for i in threadpool_info() "
+        "if i['internal_api'] == 'openblas'}))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[1]"
 
 
 def test_the_avx2_switch_sets_every_library_limit():
