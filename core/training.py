@@ -16,31 +16,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import sklearn
 import torch
 from sklearn.linear_model import LogisticRegression
-from transformers import (
-    DataCollatorWithPadding,
-    EvalPrediction,
-    PrinterCallback,
-    Trainer,
-    TrainingArguments,
-)
-from transformers import set_seed as hf_set_seed
 
 from core.baseline import fit_interruptibly
-from core.callbacks import (
-    BestModelKeeper,
-    CheckpointMirror,
-    NanGuard,
-    ProgressReporter,
-    StopControl,
-    TrainingDivergedError,
-)
 from core.config import MAX_MODEL_LENGTH, TrainConfig
 from core.device import Placement, resolve_placement
 from core.errors import JobCancelledError
@@ -56,6 +40,11 @@ from core.onnx_engine import encoder_engine, use_onnx
 from core.progress import ProgressCallback, ProgressEvent, ignore_progress
 from core.reuse import WorkCache, content_key, model_identity
 from core.split import DataSplit
+
+if TYPE_CHECKING:  # imported where fine-tuning starts: they cost a quick run ~5 s of imports
+    from transformers import EvalPrediction, Trainer
+
+    from core.callbacks import BestModelKeeper, NanGuard, StopControl
 
 MIN_AUTO_LENGTH = 32
 LINEAR_PROBE_C = 10.0
@@ -243,7 +232,7 @@ class TicketTrainer:
         """Placement, seed, encoder and tokenizer, labels, max length, class weights."""
         config, split = self.config, self.split
         self.placement = resolve_placement(config.device, config.precision)
-        hf_set_seed(config.seed)
+        seed_everything(config.seed)
         self.progress(
             ProgressEvent(
                 "loading", message=f"Loading the model on the {self.placement.describe()}."
@@ -446,6 +435,16 @@ class TicketTrainer:
 
     def build_trainer(self, output_dir: str) -> Trainer:
         """The Hugging Face Trainer with progress, stop and best-model callbacks."""
+        from transformers import DataCollatorWithPadding, PrinterCallback, TrainingArguments
+
+        from core.callbacks import (
+            BestModelKeeper,
+            CheckpointMirror,
+            NanGuard,
+            ProgressReporter,
+            StopControl,
+        )
+
         config, split, placement = self.config, self.split, self.placement
         label_ids = self.label_ids
         train_set = self.train_dataset()
@@ -518,6 +517,8 @@ class TicketTrainer:
 
     def trainer_class(self) -> type[Trainer]:
         """The Hugging Face Trainer class; adversarial training swaps in its training step."""
+        from transformers import Trainer
+
         if self.config.adversarial:
             from core.adversarial import adversarial_trainer
 
@@ -540,6 +541,8 @@ class TicketTrainer:
         with contextlib.suppress(JobCancelledError):  # cancel during a check: handled below
             self.hf_trainer.train(resume_from_checkpoint=checkpoint)
         if self.nan_guard.diverged:
+            from core.callbacks import TrainingDivergedError
+
             raise TrainingDivergedError()
         if self.cancel.is_set():
             if self.keeper.has_best and self.keeper.restore_best():
@@ -583,6 +586,16 @@ class TicketTrainer:
             kept_quick=bool(self.keeper and self.keeper.kept_floor),
             extra_metrics=self.extra_metrics,
         )
+
+
+def seed_everything(seed: int) -> None:
+    """Python's, numpy's and torch's generators (every device): what transformers' set_seed
+    does for a CPU or CUDA run, without importing its Trainer module."""
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def _class_weights(train_labels: pd.Series, labels: list[str]) -> np.ndarray:

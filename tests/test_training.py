@@ -211,3 +211,28 @@ def test_the_kept_model_follows_the_validation_scores(tiny_model_dir):
     assert outcome.kept_quick == (
         outcome.quick_validation_macro_f1 > outcome.best_validation_macro_f1
     )
+
+
+QUICK_IMPORT_PROBE = """
+import sys
+from core.config import TrainConfig
+from core.training import train
+from tests.helpers import topic_split
+outcome = train(TrainConfig(model={model!r}, method="quick"), topic_split())
+assert outcome.model is not None
+print("trainer modules:", [m for m in ("transformers.trainer", "peft") if m in sys.modules])
+"""
+
+
+def test_a_quick_run_does_not_import_the_fine_tuning_machinery(tiny_model_dir):
+    """transformers' Trainer (and the peft it pulls in) took ~5 s of a quick run's imports."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-c", QUICK_IMPORT_PROBE.format(model=str(tiny_model_dir))],
+        cwd=root, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "trainer modules: []"
