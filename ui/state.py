@@ -49,9 +49,21 @@ def _execute(*args, **kwargs):
 
 
 def _import_engine() -> None:
-    # torch, transformers, ONNX Runtime, peft, scikit-learn:
+    # torch, transformers, ONNX Runtime, scikit-learn; the model classes (accelerate and what
+    # it loads) and the Trainer (peft): a first job once spent minutes importing these while
+    # five analysts' pages polled.
+    import gc
+
+    import transformers.modeling_utils
+    import transformers.models.bert.modeling_bert
+    import transformers.trainer  # noqa: F401
+
     import core.inference
     import core.pipeline  # noqa: F401
+
+    # The ~500,000 objects of these libraries live as long as the server: moved out of the
+    # collector's sight, a full collection no longer walks them (0.5 s holding the GIL).
+    gc.freeze()
 
 
 @st.cache_resource(show_spinner=False)
