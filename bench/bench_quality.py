@@ -45,10 +45,11 @@ from bench.machine import print_header
 from core.baseline import run_baseline
 from core.runs import Run
 
-QUICK_SECONDS_TARGET = 60.0
-DEFAULT_SECONDS_TARGET = 600.0
+# Issue #10's targets on 2 CPU cores: (native, AVX2 only). Quick is judged on the CLI's wall.
+QUICK_SECONDS_TARGET = {"native": 30.0, "avx2": 60.0}
+DEFAULT_SECONDS_TARGET = {"native": 240.0, "avx2": 480.0}
 GAIN_POINTS_TARGET = 2.0
-TRAINING_RSS_TARGET_MB = 3000.0
+TRAINING_RSS_TARGET_MB = 2000.0
 
 
 def input_files(args: argparse.Namespace, work_dir: Path) -> tuple[Path, Path | None]:
@@ -175,18 +176,19 @@ def main(argv: list[str] | None = None) -> int:
             ("quick over TF-IDF baseline", gains["quick_over_baseline"]),
         ],
     )
+    mode = "native" if machine.get("isa_mode", "native") == "native" else "avx2"
     targets = [
         Target(
-            "quick end to end (pipeline)",
-            quick.get("total_seconds"),
-            QUICK_SECONDS_TARGET,
+            "quick end to end (CLI wall)",
+            quick.get("cli_wall_seconds"),
+            QUICK_SECONDS_TARGET[mode],
             False,
             " s",
         ),
         Target(
-            "default training end to end (pipeline)",
-            full.get("total_seconds"),
-            DEFAULT_SECONDS_TARGET,
+            "default training end to end (CLI wall)",
+            full.get("cli_wall_seconds"),
+            DEFAULT_SECONDS_TARGET[mode],
             False,
             " s",
         ),
