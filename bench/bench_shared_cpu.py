@@ -8,6 +8,8 @@ not spin either). Target: >= 55% of the quiet throughput with one competitor (a 
 
 Each measurement runs in a fresh process. Policies:
   passive — what core sets (OMP_WAIT_POLICY=PASSIVE)
+  spin-N  — no wait policy, GNU OpenMP's spin count set to N (GOMP_SPINCOUNT): threads spin
+            briefly, then sleep (a middle ground, measured against the two)
   default — the libraries' default spin-then-sleep waiting: the behaviour before the fix
 
     python -m bench.bench_shared_cpu                        # embedded model, CLINC150 tickets
@@ -139,6 +141,7 @@ def measure(
     args: argparse.Namespace, phase: str, policy: str, competing: bool, model_dir: Path
 ) -> float:
     env_policy = "PASSIVE" if policy == "passive" else ""  # "" = library default (not set)
+    spin = policy.removeprefix("spin-") if policy.startswith("spin-") else None
     argv = ["-m", "bench.bench_shared_cpu", "--phase", phase, "--model-dir", str(model_dir)]
     argv += ["--data", str(args.data), "--label", args.label, "--steps", str(args.steps)]
     argv += ["--score-tickets", str(args.score_tickets)]
@@ -148,6 +151,9 @@ def measure(
         argv += ["--limit", str(args.limit)]
     previous = os.environ.get("OMP_WAIT_POLICY")
     os.environ["OMP_WAIT_POLICY"] = env_policy
+    previous_spin = os.environ.pop("GOMP_SPINCOUNT", None)
+    if spin is not None:
+        os.environ["GOMP_SPINCOUNT"] = spin
     competitor = None
     try:
         if competing:
@@ -162,6 +168,9 @@ def measure(
             os.environ.pop("OMP_WAIT_POLICY", None)
         else:
             os.environ["OMP_WAIT_POLICY"] = previous
+        os.environ.pop("GOMP_SPINCOUNT", None)
+        if previous_spin is not None:
+            os.environ["GOMP_SPINCOUNT"] = previous_spin
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     add_data_arguments(parser, test_data=False)
     parser.add_argument("--steps", type=int, default=20, help="timed training steps (batch 32)")
     parser.add_argument("--score-tickets", type=int, default=2000, help="tickets to score")
-    parser.add_argument("--policies", default=",".join(POLICIES), help=f"from {POLICIES}")
+    parser.add_argument("--policies", default=",".join(POLICIES), help=f"from {POLICIES} or spin-N")
     parser.add_argument("--phases", default=",".join(PHASES), help=f"from {PHASES}")
     parser.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)  # child process
     parser.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
@@ -178,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_phase(args)
 
     machine = print_header("Shared CPU: throughput next to one competing CPU-bound process")
-    policies = [p for p in args.policies.split(",") if p in POLICIES]
+    policies = [p for p in args.policies.split(",") if p in POLICIES or p.startswith("spin-")]
     phases = [p for p in args.phases.split(",") if p in PHASES]
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-shared-") as tmp:
