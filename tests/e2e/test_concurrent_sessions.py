@@ -15,11 +15,11 @@ collection after every script run (fragment reruns included) walked the ~530,000
 torch and transformers, 0.5 s each time with the GIL held, more than the whole GIL for five
 tabs. The shipped config turns it off (runner.postScriptGC) and the server's warm-up freezes
 the libraries' objects (gc.freeze): each live panel now follows its own job to the end.
-Second, the Train page queued the job and then called
-``st.rerun()``; under load, a tab whose previous run had drawn polling fragments (another
-analyst's running job, the sidebar badge) kept showing that previous page — another tab's job
-and no ``?run=`` — while the server ran the new one. The page now shows the new job in the
-same script run, and a tab only ever shows its own job.
+Second, the Train page queued the job and then called ``st.rerun()``; under load, a tab whose
+previous run had drawn polling fragments (another analyst's running job, the sidebar badge)
+kept showing that previous page — another tab's job and no ``?run=`` — while the server ran
+the new one. The page now shows the new job in the same script run, and a tab only ever shows
+its own job.
 """
 
 from __future__ import annotations
