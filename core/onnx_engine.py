@@ -44,10 +44,7 @@ def use_onnx(placement, engine: str = "auto") -> bool:
     same labels, and a faster try-it box). Torch on a GPU, and on AMX / AVX-512-bf16 CPUs where
     torch's bf16 autocast outruns ORT's fp32.
     """
-    if engine == "auto":
-        engine = os.environ.get(ENGINE_ENV, "auto").strip().lower() or "auto"
-    if engine not in ENGINES:
-        raise ValueError(f"Unknown engine {engine!r}; use one of {ENGINES}.")
+    engine = _engine_choice(engine)
     if engine != "auto":
         return engine == "onnx" and placement.device.type == "cpu"
     return placement.device.type == "cpu" and placement.precision == "fp32"
@@ -61,11 +58,16 @@ def use_onnx_for_one(placement, engine: str = "auto") -> bool:
     where torch takes 15-17 ms, fp32 or bf16 (bench_scoring, AMX CPU, sleeping OpenMP threads).
     Only a stored export is used for this: a single ticket never waits for an export.
     """
+    return _engine_choice(engine) != "torch" and placement.device.type == "cpu"
+
+
+def _engine_choice(engine: str) -> str:
+    """``engine``, or for ``auto`` the one ``$TICKETTUNE_ENGINE`` names; checked."""
     if engine == "auto":
         engine = os.environ.get(ENGINE_ENV, "auto").strip().lower() or "auto"
     if engine not in ENGINES:
         raise ValueError(f"Unknown engine {engine!r}; use one of {ENGINES}.")
-    return engine != "torch" and placement.device.type == "cpu"
+    return engine
 
 
 # ------------------------------------------------------------------------------ export
