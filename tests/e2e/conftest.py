@@ -305,6 +305,48 @@ class StreamlitUI:
         StreamlitUI.settle(page, timeout)
 
     @staticmethod
+    def change(page, action, done, attempts: int = 3, timeout: float = 20_000) -> None:
+        """Do ``action`` and wait for the rerun it starts, robust to two races seen under load.
+
+        A rerun can start before the wait is set up (an input committed on blur while an
+        earlier rerun redraws the page), or a click can land on an element being redrawn.
+        When no rerun is seen, the page's own state (``done``) says whether the change took;
+        if it did not, the action is repeated."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        for _ in range(attempts):
+            try:
+                with StreamlitUI.rerun(page, timeout=timeout):
+                    action()
+                return
+            except PlaywrightTimeout:
+                StreamlitUI.settle(page)
+                if done():
+                    return
+        raise AssertionError(f"the page did not take the change after {attempts} tries")
+
+    @staticmethod
+    def enter(page, box, value: str) -> None:
+        """Type ``value`` into a text or number input and apply it with Enter.
+
+        Applied means the box shows the value (numbers compared as numbers: "20" shows as
+        "20.00") and Streamlit no longer offers "Press Enter to apply" under it."""
+        widget = box.locator(
+            "xpath=ancestor::div[@data-testid='stNumberInput' or @data-testid='stTextInput'][1]"
+        )
+
+        def applied() -> bool:
+            shown = box.input_value()
+            try:
+                same = float(shown) == float(value)
+            except ValueError:
+                same = shown == value
+            return same and "Press Enter" not in widget.inner_text()
+
+        StreamlitUI.change(page, lambda: (box.fill(value), box.press("Enter")), applied)
+        assert applied(), f"the box shows {box.input_value()!r}, wanted {value!r}"
+
+    @staticmethod
     def wait_for_title(page, title: str, timeout: float = PAGE_TIMEOUT_MS) -> None:
         """Wait for the page's ``st.title`` (an h1 in the main area), then for the run to end.
 

@@ -139,10 +139,7 @@ def test_train_quick_model(app_server, tab, ui, flow):
     method.get_by_test_id("stRadioOption").filter(has_text=re.compile("^Quick")).click()
     expect(method.get_by_role("radio", name="Quick", exact=True)).to_be_checked()
     ui.settle(tab)
-    name = tab.get_by_label("Name of this run")
-    name.fill(RUN_NAME)
-    name.press("Enter")  # no rerun wait: the name is checked on the job's heading below
-    ui.settle(tab)
+    ui.enter(tab, tab.get_by_label("Name of this run"), RUN_NAME)
     assert tab.get_by_text(re.compile(r"^Estimated time on this computer: about")).is_visible()
 
     tab.get_by_role("button", name="Start training").click()

@@ -62,36 +62,13 @@ def _prepare(page, app_server, ui, tickets, model_dir, name: str) -> None:
     other = page.get_by_role("radiogroup", name="Model").get_by_test_id("stRadioOption")
     other = other.filter(has_text="Another model")
     path = page.get_by_label("Hugging Face model id or local folder")
-    _change(page, ui, other.click, lambda: path.is_visible())
-    _change(
-        page, ui, lambda: (path.fill(str(model_dir)), path.press("Enter")),
-        lambda: path.input_value() == str(model_dir),
-    )  # fmt: skip
+    ui.change(page, other.click, lambda: path.is_visible())
+    ui.enter(page, path, str(model_dir))
     quick = page.get_by_role("radiogroup", name="Method").get_by_test_id("stRadioOption")
     quick = quick.filter(has_text="Quick").first  # quick jobs: the test is about isolation
-    _change(page, ui, quick.click, lambda: quick.locator("input").is_checked())
+    ui.change(page, quick.click, lambda: quick.locator("input").is_checked())
     box = page.get_by_label("Name of this run")
-    _change(
-        page, ui, lambda: (box.fill(name), box.press("Enter")),
-        lambda: box.input_value() == name,
-    )  # fmt: skip
-
-
-def _change(page, ui, action, done, attempts: int = 3) -> None:
-    """Do ``action`` and wait for the rerun it starts. Under load a rerun can also start
-    before the wait is set up (an input committed on blur while an earlier rerun redraws the
-    page) or a click can land on an element being redrawn: then the page's own state
-    (``done``) says whether the change took, and the action is repeated if it did not."""
-    for _ in range(attempts):
-        try:
-            with ui.rerun(page, timeout=20_000):
-                action()
-            return
-        except sync_api.TimeoutError:
-            ui.settle(page)
-            if done():
-                return
-    raise AssertionError(f"the page did not take the change after {attempts} tries")
+    ui.enter(page, box, name)
 
 
 def _dump(ui, tabs, app_server) -> None:

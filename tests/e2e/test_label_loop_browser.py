@@ -70,10 +70,7 @@ def _train_quick(tab, ui, data: Path) -> str:
     method.get_by_test_id("stRadioOption").filter(has_text=re.compile("^Quick")).click()
     expect(method.get_by_role("radio", name="Quick", exact=True)).to_be_checked()
     ui.settle(tab)
-    name = tab.get_by_label("Name of this run")
-    name.fill(RUN_NAME)
-    name.press("Enter")
-    ui.settle(tab)
+    ui.enter(tab, tab.get_by_label("Name of this run"), RUN_NAME)
     tab.get_by_role("button", name="Start training").click()
     return _wait_finished(tab, ui)
 

@@ -77,15 +77,8 @@ def test_training_survives_a_refresh_and_can_be_cancelled(app_server, tab, ui):
         ("Epochs (passes over the tickets)", str(EPOCHS)),
         ("Stop after this many checks without improvement (0 = never)", "0"),
     ):
-        box = tab.get_by_label(label, exact=True)
-        box.fill(value)
-        with ui.rerun(tab):
-            box.press("Enter")
-        assert float(box.input_value()) == float(value), label
-    name = tab.get_by_label("Name of this run")
-    name.fill(RUN_NAME)
-    name.press("Enter")  # no rerun wait: the name is checked on the job's heading below
-    ui.settle(tab)
+        ui.enter(tab, tab.get_by_label(label, exact=True), value)
+    ui.enter(tab, tab.get_by_label("Name of this run"), RUN_NAME)
 
     tab.get_by_role("button", name="Start training").click()
     job = tab.locator(".st-key-train_job")
