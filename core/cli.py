@@ -218,9 +218,9 @@ def _train_request(args: argparse.Namespace):
     from core.pipeline import TrainingRequest
 
     settings = _train_settings(args)
-    unlabelled = _unlabelled_texts(args) if args.unlabelled else ()
     if args.unlabelled and not args.distill_from:
         raise TicketTuneError("--unlabelled is used with --distill-from only.")
+    unlabelled = _unlabelled_texts(args) if args.unlabelled else ()
     if args.distill_from and not args.data:
         from core.distill import request_distillation
 
@@ -281,17 +281,10 @@ def _with_columns(scheme: LabelScheme, args: argparse.Namespace) -> LabelScheme:
 
 
 def _unlabelled_texts(args: argparse.Namespace) -> tuple[str, ...]:
-    table = read_table(args.unlabelled, encoding=args.encoding)
-    saved = _run_scheme(args.distill_from) if args.distill_from else None
-    columns = list(args.text_columns or (saved.text_columns if saved else ["text"]))
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise TicketTuneError(
-            f"The unlabelled file has no column {', '.join(missing)} (say --text-column)."
-        )
-    from core.text import ticket_texts
+    from core.faster_copy import unlabelled_from_table
 
-    return tuple(ticket_texts(table, columns))
+    table = read_table(args.unlabelled, encoding=args.encoding)
+    return unlabelled_from_table(args.distill_from, table, args.text_columns)
 
 
 def _follow(manager: JobManager, run_id: str) -> JobSnapshot:

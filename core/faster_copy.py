@@ -5,6 +5,7 @@ unlabelled tickets of a file, and the figures the Review page shows (read from t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,15 +39,18 @@ def student_layer_choices(run: Run | str | Path) -> tuple[list[int], int]:
     return choices, min(TrainConfig.student_layers, choices[-1])
 
 
-def unlabelled_from_table(run: Run | str | Path, table: pd.DataFrame) -> tuple[str, ...]:
-    """The non-empty ticket texts of ``table``, read from the teacher's text columns the way
-    the teacher reads them. DataError names a column the file lacks."""
+def unlabelled_from_table(
+    run: Run | str | Path, table: pd.DataFrame, text_columns: Sequence[str] | None = None
+) -> tuple[str, ...]:
+    """The non-empty ticket texts of ``table``, read the way the teacher reads them: from its
+    text columns unless ``text_columns`` names others. DataError names a column the file lacks."""
     from core.schema import LabelScheme
     from core.text import ticket_texts
 
-    teacher = parent_run(run.path if isinstance(run, Run) else run)
-    scheme = LabelScheme.from_dict(teacher.read_json("scheme.json"))
-    return tuple(t for t in ticket_texts(table, scheme.text_columns) if t)
+    if not text_columns:
+        teacher = parent_run(run.path if isinstance(run, Run) else run)
+        text_columns = LabelScheme.from_dict(teacher.read_json("scheme.json")).text_columns
+    return tuple(t for t in ticket_texts(table, text_columns) if t)
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,23 @@ def test_cli_distils_a_run_with_unlabelled_tickets(trained_run, tmp_path, capsys
     assert facts["unlabelled_tickets"] == 2 and facts["student_layers"] == 1
 
 
+def test_cli_says_what_is_wrong_with_an_unlabelled_file(trained_run, tmp_path, capsys):
+    """The teacher's text column missing, or --unlabelled without a teacher: a plain message
+    and the user-error exit code, before any training starts."""
+    from core.cli import EXIT_USER_ERROR, main
+
+    extra = tmp_path / "unlabelled.csv"
+    extra.write_text("body\nmy parcel is late\n", encoding="utf-8")
+    runs = tmp_path / "runs"
+    args = ["train", "--distill-from", str(trained_run.path), "--unlabelled", str(extra)]
+    assert main([*args, "--runs-dir", str(runs)]) == EXIT_USER_ERROR
+    assert "The file has no column 'ticket'" in capsys.readouterr().err
+    alone = ["train", "--unlabelled", str(extra), "--runs-dir", str(runs)]
+    assert main(alone) == EXIT_USER_ERROR
+    assert "--unlabelled is used with --distill-from only" in capsys.readouterr().err
+    assert not runs.exists() or not any(runs.iterdir())
+
+
 def test_student_of_an_adapter_teacher_carries_no_teacher_hooks(tiny_model_dir):
     from core.addons import add_adapters
     from core.modeling import TicketClassifier, load_encoder
