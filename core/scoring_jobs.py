@@ -2,7 +2,8 @@
 elsewhere or reloads the page; the result lands in the run (:mod:`core.scored_files`).
 
 One worker thread per file; the page polls :meth:`ScoringRunner.snapshot`. The worker never
-touches the UI.
+touches the UI. :meth:`ScoringRunner.cancel` stops a job after the chunk it is on (at most
+``APP_CHUNK_ROWS`` tickets); a stopped job, like a failed one, leaves no scored file.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class ScoringSnapshot:
     run_id: str
     source_name: str
     upload_id: str | None
-    state: str  # "running", "succeeded", "failed"
+    state: str  # "running", "succeeded", "failed", "cancelled"
     rows: int
     fraction: float  # share of the input file read
     elapsed_s: float
@@ -62,6 +63,7 @@ class _Job:
         self.ended: float | None = None
         self.error = ""
         self.lock = threading.Lock()
+        self.stop = threading.Event()
 
     def snapshot(self) -> ScoringSnapshot:
         with self.lock:
@@ -77,6 +79,10 @@ class _Job:
                 end - self.started,
                 self.error,
             )
+
+
+class _Stopped(Exception):
+    """Raised inside the worker to unwind scoring when the job is cancelled."""
 
 
 class ScoringRunner:
@@ -122,6 +128,14 @@ class ScoringRunner:
         job = self._jobs.get(job_id)
         return job.snapshot() if job is not None else None
 
+    def cancel(self, job_id: str) -> bool:
+        """Ask the job to stop after its current chunk; False when it is unknown or done."""
+        job = self._jobs.get(job_id)
+        if job is None or job.state != "running":
+            return False
+        job.stop.set()
+        return True
+
     def running(self, run_id: str) -> list[ScoringSnapshot]:
         """The run's jobs still going, oldest first."""
         with self._lock:
@@ -139,10 +153,18 @@ class ScoringRunner:
         def progress(event: StreamProgress) -> None:
             with job.lock:
                 job.rows, job.fraction = event.rows, event.fraction
+            if job.stop.is_set():
+                raise _Stopped
 
         try:
             score_into(folder, on_progress=progress, **work)
             state, error = "succeeded", ""
+        except _Stopped:
+            state = "cancelled"
+            error = (
+                f"Stopped at your request after {job.rows:,} tickets. Nothing was saved: "
+                "label the file again to start over."
+            )
         except TicketTuneError as exc:
             state, error = "failed", str(exc)
         except Exception as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 
 import pytest
@@ -63,3 +64,40 @@ def test_a_failing_job_says_why_and_leaves_nothing(run, predictor, tmp_path):
     assert last.state == "failed"
     assert "no column 'subject'" in last.error and "Traceback" not in last.error
     assert get_scored(run, job) is None and list(scored_folder(run).iterdir()) == []
+
+
+class _GatedPredictor:
+    """The real predictor, held at its first batch until the test opens the gate, so the
+    cancel below lands while the job is running whatever the machine's speed."""
+
+    def __init__(self, predictor: Predictor, gate: threading.Event):
+        self._predictor, self._gate = predictor, gate
+
+    def __getattr__(self, name):
+        return getattr(self._predictor, name)
+
+    def predict_proba(self, *args, **kwargs):
+        self._gate.wait(timeout=60)
+        return self._predictor.predict_proba(*args, **kwargs)
+
+
+def test_a_cancelled_job_stops_after_its_chunk_and_leaves_nothing(run, predictor, tmp_path):
+    source = tmp_path / "upload-data"
+    topic_frame(1000, seed=6).drop(columns="label").to_csv(source, index=False)  # 3 chunks
+    gate = threading.Event()
+    runner = ScoringRunner()
+    job = runner.start(
+        run, _GatedPredictor(predictor, gate), source, "big.csv", ["text"], threshold=None
+    )
+    assert runner.cancel(job)
+    gate.set()
+    last = wait(runner, job)[-1]
+    assert last.state == "cancelled" and last.finished
+    assert last.rows == 1000  # the chunk it was on, not the whole file
+    assert "Stopped at your request after 1,000 tickets" in last.error
+    assert get_scored(run, job) is None and list(scored_folder(run).iterdir()) == []
+    assert not runner.cancel(job)  # already over
+    assert not runner.cancel("no-such-job")
+
+    again = runner.start(run, predictor, source, "big.csv", ["text"], threshold=None)
+    assert wait(runner, again)[-1].state == "succeeded"  # the next job is not affected

@@ -89,6 +89,9 @@ def label_file(
         return None
     if snapshot is not None and not snapshot.finished:
         watch([job])
+    elif snapshot is not None and snapshot.state == "cancelled":
+        st.info(md(snapshot.error), icon=":material/stop_circle:")
+        return None
     elif snapshot is not None and snapshot.state == "failed":
         st.error(md(snapshot.error), icon=":material/error:")
         return None
@@ -136,10 +139,13 @@ def follow(runner: ScoringRunner, job: str) -> ScoringSnapshot | None:
     """Show the job's progress until it ends. A click elsewhere ends this page run, not the
     job: it goes on in the background and the page picks it up again."""
     bar = st.progress(0.0, text="Reading the file…")
+    with (stop := st.empty()):  # a click reruns the page: that ends this loop, not the job
+        stop_button(runner, job)
     while (snapshot := runner.snapshot(job)) is not None and not snapshot.finished:
         bar.progress(min(snapshot.fraction, 1.0), text=progress_text(snapshot))
         time.sleep(0.25)
     bar.empty()
+    stop.empty()
     return snapshot
 
 
@@ -153,6 +159,14 @@ def watch(jobs: list[str]) -> None:
         return
     for snapshot in snapshots:
         st.progress(min(snapshot.fraction, 1.0), text=progress_text(snapshot))
+        stop_button(runner, snapshot.job_id)
+
+
+def stop_button(runner: ScoringRunner, job: str) -> None:
+    """Stop labelling this file (after the chunk of tickets it is on); nothing is saved."""
+    if st.button("Stop labelling", key=f"predict_stop_{job}", icon=":material/stop:"):
+        runner.cancel(job)
+        st.toast("Stopping after the current batch of tickets…")
 
 
 def progress_text(snapshot: ScoringSnapshot) -> str:

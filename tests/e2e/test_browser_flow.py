@@ -21,6 +21,7 @@ expect = sync_api.expect
 
 from core.evaluation import Evaluation  # noqa: E402
 from core.runs import Run  # noqa: E402 (after the importorskip)
+from core.scored_files import scored_folder  # noqa: E402
 from core.tables import read_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -349,6 +350,36 @@ def test_score_a_file_and_download_it(app_server, tab, ui, flow, tmp_path):
     again = tmp_path / f"again-{again_info.value.suggested_filename}"
     again_info.value.save_as(again)
     assert again.read_bytes() == path.read_bytes()
+    ui.assert_no_app_error(tab)
+
+
+def test_stop_labelling_a_large_file(app_server, tab, ui, flow, tmp_path):
+    """A file too big to wait for: "Stop labelling" stops it within a few seconds, says so,
+    and adds nothing to the run's labelled files."""
+    need(flow, "run_id")
+    run = Run(app_server.runs_dir / flow["run_id"])
+    before = sorted(p.name for p in scored_folder(run).iterdir())
+    new = read_table(NEW_TICKETS)
+    big = pd.concat([new] * 700, ignore_index=True)  # 42,000 tickets: minutes to label here
+    big["ticket_id"] = [f"BIG-{i:05d}" for i in range(len(big))]
+    path = tmp_path / "many new tickets.csv"
+    big.to_csv(path, index=False)
+    ui.go(tab, "4 Use the model", "4 · Use the model")
+    ui.upload(tab, path, uploader_label="New tickets")
+    tab.get_by_text("many new tickets.csv").first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    ui.settle(tab)
+    tab.get_by_role("button", name="Label the file").click()
+    stop = tab.get_by_role("button", name="Stop labelling")
+    stop.wait_for(timeout=PAGE_TIMEOUT_MS)
+    expect(tab.get_by_test_id("stProgress").first).to_contain_text("Labelling many new tickets")
+    stop.click()
+    stopped = tab.get_by_text(re.compile(r"^Stopped at your request after [\d,]+ tickets"))
+    stopped.wait_for(timeout=30_000)
+    ui.settle(tab)
+    done = int(re.search(r"after ([\d,]+)", stopped.inner_text()).group(1).replace(",", ""))
+    assert 0 <= done < len(big)
+    expect(tab.get_by_role("button", name="Stop labelling")).to_have_count(0)
+    assert sorted(p.name for p in scored_folder(run).iterdir()) == before
     ui.assert_no_app_error(tab)
 
 
