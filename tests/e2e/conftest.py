@@ -210,6 +210,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     console = _console_log_for(item)
     if console:
         report.sections.append(("browser console (last 60)", "\n".join(console[-60:])))
+    shown = _page_at_failure(item)
+    if shown:
+        report.sections.append(("what the page showed", shown))
+
+
+def _page_at_failure(item: pytest.Item) -> str:
+    """The failing test's tab: a screenshot in test-artifacts and the start of its text."""
+    page = getattr(item, "funcargs", {}).get("tab")
+    if page is None or page.is_closed():
+        return ""
+    try:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"FAILED-{item.name}.png"), full_page=True)
+        text = page.get_by_test_id("stMain").inner_text(timeout=2_000)
+    except Exception as exc:  # the page may be what broke: say so, keep the original failure
+        return f"(could not read the page: {type(exc).__name__}: {exc})"
+    return f"url: {page.url}\n{text[:LOG_TAIL_CHARS]}"
 
 
 def _console_log_for(item: pytest.Item) -> list[str]:

@@ -121,7 +121,7 @@ def test_the_label_loop(app_server, tab, ui, tmp_path):
     # 2. suspicious labels: two corrections and one exclusion
     start = tab.get_by_role("button", name=re.compile(r"^Check every label"))
     start.scroll_into_view_if_needed()
-    start.click()
+    ui.change(tab, start.click, lambda: not start.is_visible())  # the check has started
     done = tab.locator(".st-key-audit_record").or_(tab.get_by_test_id("stAlertContentError"))
     done.first.wait_for(timeout=AUDIT_TIMEOUT_MS)
     ui.settle(tab)
