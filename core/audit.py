@@ -243,7 +243,9 @@ def rank_tickets(
     others = probs.copy()
     others[np.arange(len(y)), y] = -1.0
     suggested = np.asarray(classes, dtype=object)[others.argmax(axis=1)]
-    flagged = find_label_issues(y, probs) if len(classes) > 1 else np.zeros(len(y), bool)
+    # n_jobs=1: by default cleanlab forks a process pool, and forking the app's threaded server
+    # (torch, ONNX Runtime, web threads) can deadlock the child, leaving the audit waiting.
+    flagged = find_label_issues(y, probs, n_jobs=1) if len(classes) > 1 else np.zeros(len(y), bool)
     out = pd.DataFrame(index=range(len(frame)))
     if "row" in frame:
         out["row"] = frame["row"].to_numpy()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -66,6 +68,38 @@ def test_rank_tickets_orders_by_cleanlab_score():
     assert ranked["text"].tolist() == ["z", "y", "x"]  # given-label probability 0.05, 0.8, 0.9
     assert ranked.loc[0, "suggested_label"] == "b"
     assert ranked.loc[0, "score"] == pytest.approx(0.05)
+
+
+_FORKS: list[int] = []
+_WATCHING_FORKS = False
+
+
+def _note_fork() -> None:
+    if _WATCHING_FORKS:
+        _FORKS.append(os.getpid())
+
+
+os.register_at_fork(before=_note_fork)
+
+
+def test_ranking_never_forks_the_process():
+    """cleanlab's filter forks a multiprocessing pool unless told n_jobs=1. Forking the app's
+    server (torch, ONNX Runtime and web threads running) can deadlock the child, and the audit
+    then waited for it forever: a browser test saw "Checking part 5 of 5" for 6 minutes. (On a
+    one-core machine cleanlab would not fork anyway; on two or more this test tells.)"""
+    global _WATCHING_FORKS
+    rng = np.random.default_rng(0)
+    labels = [f"l{i % 4}" for i in range(400)]
+    frame = pd.DataFrame({"text": [f"t{i}" for i in range(400)], "label": labels})
+    probs = rng.dirichlet(np.ones(4), size=400)
+    _FORKS.clear()
+    _WATCHING_FORKS = True
+    try:
+        ranked = rank_tickets(frame, probs, ["l0", "l1", "l2", "l3"])
+    finally:
+        _WATCHING_FORKS = False
+    assert len(ranked) == 400 and ranked["flagged"].any()
+    assert _FORKS == []
 
 
 def test_folds_shrink_to_the_smallest_label_or_fail_clearly():
