@@ -343,6 +343,25 @@ class StreamlitUI:
         raise AssertionError(f"the page did not take the change after {attempts} tries")
 
     @staticmethod
+    def click_until(page, target, started, wait_s: float = 45.0, attempts: int = 3) -> None:
+        """Click ``target`` until ``started()`` says the page took the click.
+
+        For buttons that start long work (training, labelling a file): their script run can
+        last minutes, so its end is no sign. A click that landed on a control being redrawn
+        is lost; it is repeated only while ``started()`` stays false for ``wait_s`` and the
+        button is still there to click, so one click never starts the work twice."""
+        for attempt in range(attempts):
+            if attempt and not (target.is_visible() and target.is_enabled()):
+                break
+            target.click()
+            deadline = time.monotonic() + wait_s
+            while time.monotonic() < deadline:
+                if started():
+                    return
+                page.wait_for_timeout(250)
+        raise AssertionError(f"the page did not take the click after {attempts} tries")
+
+    @staticmethod
     def enter(page, box, value: str) -> None:
         """Type ``value`` into a text or number input and apply it with Enter.
 

@@ -71,7 +71,8 @@ def _train_quick(tab, ui, data: Path) -> str:
     expect(method.get_by_role("radio", name="Quick", exact=True)).to_be_checked()
     ui.settle(tab)
     ui.enter(tab, tab.get_by_label("Name of this run"), RUN_NAME)
-    tab.get_by_role("button", name="Start training").click()
+    job = tab.locator(".st-key-train_job")
+    ui.click_until(tab, tab.get_by_role("button", name="Start training"), lambda: job.count() > 0)
     return _wait_finished(tab, ui)
 
 
@@ -148,10 +149,11 @@ def test_the_label_loop(app_server, tab, ui, tmp_path):
     ui.upload(tab, new_tickets, uploader_label="New tickets")
     tab.get_by_role("button", name="Label the file").wait_for(timeout=PAGE_TIMEOUT_MS)
     ui.settle(tab)
-    tab.get_by_role("button", name="Label the file").click()
-    tab.get_by_role("heading", name="Label the tickets the model was unsure about").wait_for(
-        timeout=TRAIN_TIMEOUT_MS
-    )
+    unsure = tab.get_by_role("heading", name="Label the tickets the model was unsure about")
+    stop = tab.get_by_role("button", name="Stop labelling")
+    label_file = tab.get_by_role("button", name="Label the file")
+    ui.click_until(tab, label_file, lambda: unsure.is_visible() or stop.is_visible())
+    unsure.wait_for(timeout=TRAIN_TIMEOUT_MS)
     ui.settle(tab)
     boxes = tab.locator('[class*="st-key-unsure_add_"]')
     for index in range(3):

@@ -80,8 +80,8 @@ def test_training_survives_a_refresh_and_can_be_cancelled(app_server, tab, ui):
         ui.enter(tab, tab.get_by_label(label, exact=True), value)
     ui.enter(tab, tab.get_by_label("Name of this run"), RUN_NAME)
 
-    tab.get_by_role("button", name="Start training").click()
     job = tab.locator(".st-key-train_job")
+    ui.click_until(tab, tab.get_by_role("button", name="Start training"), lambda: job.count() > 0)
     job.get_by_role("heading", name=RUN_NAME).wait_for(timeout=90_000)
     tab.wait_for_url(re.compile(r"[?&]run="))
     run_id = ui.query_param(tab, "run")
