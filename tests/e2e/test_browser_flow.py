@@ -277,8 +277,8 @@ def test_try_a_ticket(app_server, tab, ui, flow):
     box.press("Control+Enter")
     button = tab.get_by_role("button", name="Label it")
     expect(button).to_be_enabled()
-    button.click()
-    tab.get_by_text("Words that drove the decision").wait_for(timeout=PAGE_TIMEOUT_MS)
+    words = tab.get_by_text("Words that drove the decision")
+    ui.click_until(tab, button, words.is_visible, wait_s=PAGE_TIMEOUT_MS / 1000)
     ui.settle(tab)
 
     shown_label = tab.locator('.st-key-predict_label div[style*="overflow-wrap"]')

@@ -182,8 +182,11 @@ def test_the_label_loop(app_server, tab, ui, tmp_path):
     assert third not in by_row and len(from_file) == len(original) - 1
     assert len(table) == len(original) - 1 + 3
     ui.screenshot(tab, "13-review-pending-changes")
-    tab.get_by_role("button", name="Apply 6 changes and retrain").click()
-    tab.get_by_role("link", name="Watch it on 2 Train").click()
+    watch = tab.get_by_role("link", name="Watch it on 2 Train")
+    ui.click_until(
+        tab, tab.get_by_role("button", name="Apply 6 changes and retrain"), watch.is_visible
+    )
+    watch.click()
     ui.wait_for_title(tab, "2 · Train a model")
     child = _wait_finished(tab, ui)
     assert child != run_id

@@ -58,8 +58,9 @@ def _status(runs_dir: Path, run_id: str) -> dict:
 
 def test_training_survives_a_refresh_and_can_be_cancelled(app_server, tab, ui):
     ui.open(tab, f"{app_server.url}/data", "1 · Your tickets")
-    tab.get_by_role("button", name="Use the sample tickets").click()
-    tab.get_by_text("What TicketTune found").wait_for(timeout=90_000)
+    found = tab.get_by_text("What TicketTune found")
+    ui.click_until(tab, tab.get_by_role("button", name="Use the sample tickets"), found.is_visible)
+    found.wait_for(timeout=90_000)
     ui.settle(tab)
     label_column = "Label column (what the model learns to predict)"
     assert tab.get_by_role("combobox", name=label_column, exact=True).input_value() == "category"
