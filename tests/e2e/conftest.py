@@ -326,20 +326,19 @@ class StreamlitUI:
         """Do ``action`` and wait for the rerun it starts, robust to two races seen under load.
 
         A rerun can start before the wait is set up (an input committed on blur while an
-        earlier rerun redraws the page), or a click can land on an element being redrawn.
-        When no rerun is seen, the page's own state (``done``) says whether the change took;
-        if it did not, the action is repeated."""
+        earlier rerun redraws the page), a click can land on an element being redrawn, and the
+        rerun seen can be a polling fragment's. So the page's own state (``done``) decides
+        whether the change took; if it did not, the action is repeated."""
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
         for _ in range(attempts):
             try:
                 with StreamlitUI.rerun(page, timeout=timeout):
                     action()
-                return
             except PlaywrightTimeout:
                 StreamlitUI.settle(page)
-                if done():
-                    return
+            if done():
+                return
         raise AssertionError(f"the page did not take the change after {attempts} tries")
 
     @staticmethod
