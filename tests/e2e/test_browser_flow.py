@@ -376,6 +376,7 @@ def test_stop_labelling_a_large_file(app_server, tab, ui, flow, tmp_path):
     stopped = tab.get_by_text(re.compile(r"^Stopped at your request after [\d,]+ tickets"))
     ui.click_until(tab, stop, stopped.is_visible, wait_s=30)
     ui.settle(tab)
+    ui.screenshot(tab, "05b-predict-stopped")
     done = int(re.search(r"after ([\d,]+)", stopped.inner_text()).group(1).replace(",", ""))
     assert 0 <= done < len(big)
     expect(tab.get_by_role("button", name="Stop labelling")).to_have_count(0)
