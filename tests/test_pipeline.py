@@ -119,10 +119,23 @@ def test_full_disk_while_saving_fails_cleanly(manager, tiny_model_dir, monkeypat
 
 
 def test_cancel_during_training_marks_the_run_cancelled(manager, tiny_model_dir):
+    """Cancelled as fine-tuning starts, before any validation check: nothing is kept.
+
+    The cancel is sent from the job's own "training" event: polling for that stage from here
+    let a loaded machine run steps and a check first (then the best model is kept, as
+    test_faults proves), so the polled version failed whenever the CPU was busy."""
+    pipeline_fn = manager.train_fn
+
+    def cancel_as_training_starts(run, request, progress, cancel):
+        def relay(event):
+            progress(event)
+            if event.stage == "training":
+                assert manager.cancel(run.id)
+
+        return pipeline_fn(run, request, relay, cancel)
+
+    manager.train_fn = cancel_as_training_starts
     run_id = manager.submit(topics_request(tiny_model_dir, epochs=100, batch_size=4))
-    while manager.snapshot(run_id).stage != "training":
-        manager.wait(run_id, timeout=0.2)
-    assert manager.cancel(run_id)
     snapshot = manager.wait(run_id, timeout=30)
     assert snapshot.state == "cancelled"
     assert not manager_store(manager).get(run_id).model_dir.exists()
