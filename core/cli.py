@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core.auth import cmd_hash_password
-from core.config import METHODS, TrainConfig
+from core.config import AUTO_BATCH_NOTE, METHODS, TrainConfig
 from core.errors import TicketTuneError
 from core.jobs import JobManager, JobSnapshot
 from core.model_choice import model_choice_note
@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=float, default=TrainConfig.epochs)
     train.add_argument("--time-budget", type=float, help="minutes; stops at the best checkpoint")
     train.add_argument("--learning-rate", type=float)
-    train.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    train.add_argument(
+        "--batch-size", type=int, default=TrainConfig.batch_size, help=f"default: {AUTO_BATCH_NOTE}"
+    )
     train.add_argument("--class-weighting", action="store_true")
     train.add_argument("--min-count", type=int, default=LabelScheme.min_count)
     train.add_argument("--seed", type=int, default=TrainConfig.seed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from core.errors import ConfigError
@@ -16,6 +16,30 @@ Method = Literal["quick", "full", "lora", "bitfit", "head", "adapter", "prompt"]
 #: Method descriptions and default learning rates live with the other method facts.
 METHOD_DESCRIPTIONS: dict[str, str] = {k: f.description for k, f in METHOD_FACTS.items()}
 DEFAULT_LEARNING_RATES: dict[str, float] = {k: f.learning_rate for k, f in METHOD_FACTS.items()}
+
+#: Batch size on automatic (``batch_size=None``). The default method on a large training set
+#: takes LARGE_BATCH tickets a step at LARGE_BATCH_LEARNING_RATE: a step's fixed costs (the
+#: optimizer update over every weight, the bf16 copies of the weights) are then shared by twice
+#: the tickets, about 1.35x the tickets per second on 2 CPU cores at the same quality
+#: (bench/RESULTS.md, session 6). Smaller sets and the other methods keep SMALL_BATCH, so a
+#: few hundred tickets still get enough updates and each method keeps its measured rate.
+SMALL_BATCH = 32
+LARGE_BATCH = 64
+LARGE_BATCH_FROM_TICKETS = 4000
+LARGE_BATCH_LEARNING_RATE = 8e-5
+AUTO_BATCH_NOTE = (
+    f"automatic ({SMALL_BATCH}; {LARGE_BATCH} for the default method from "
+    f"{LARGE_BATCH_FROM_TICKETS:,} training tickets)"
+)
+
+
+def learning_rate_note(method: str) -> str:
+    """What an empty learning-rate box means for ``method``."""
+    note = f"automatic ({DEFAULT_LEARNING_RATES[method]:.0e}"
+    if method == "full":
+        note += f"; {LARGE_BATCH_LEARNING_RATE:.0e} at {LARGE_BATCH} tickets a step"
+    return note + ")"
+
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -30,7 +54,8 @@ class TrainConfig:
     method: Method = "full"
     epochs: float = 3.0
     learning_rate: float | None = None
-    batch_size: int = 32
+    #: Tickets per training step; None = automatic (see ``for_training_set``).
+    batch_size: int | None = None
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     class_weighting: bool = False
@@ -84,7 +109,7 @@ class TrainConfig:
             yield f"epochs must be between 0 and 100 (got {self.epochs})"
         if self.learning_rate is not None and not (0 < self.learning_rate < 1):
             yield f"learning rate must be between 0 and 1 (got {self.learning_rate})"
-        if not (1 <= self.batch_size <= 4096):
+        if self.batch_size is not None and not (1 <= self.batch_size <= 4096):
             yield f"batch size must be between 1 and 4096 (got {self.batch_size})"
         if not (0 <= self.weight_decay < 1):
             yield f"weight decay must be between 0 and 1 (got {self.weight_decay})"
@@ -119,6 +144,16 @@ class TrainConfig:
         for name in ("validation_fraction", "test_fraction"):
             if not (0 < getattr(self, name) < 0.5):
                 yield f"{name.replace('_', ' ')} must be between 0 and 0.5"
+
+    def for_training_set(self, n_train: int) -> TrainConfig:
+        """These settings with the automatic batch size (and, where it changes, the learning
+        rate) filled in for ``n_train`` training tickets; settings chosen by hand stay."""
+        if self.batch_size is not None:
+            return self
+        if self.method == "full" and n_train >= LARGE_BATCH_FROM_TICKETS:
+            rate = self.learning_rate or LARGE_BATCH_LEARNING_RATE
+            return replace(self, batch_size=LARGE_BATCH, learning_rate=rate)
+        return replace(self, batch_size=SMALL_BATCH)
 
     @property
     def effective_learning_rate(self) -> float:

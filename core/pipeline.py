@@ -57,6 +57,7 @@ def execute(
         _save_inputs(run, request)
         split = _prepare_split(run, request, progress)
 
+    config = config.for_training_set(len(split.train))  # the automatic batch size, filled in
     reuse = WorkCache.beside(run.path.parent)
     progress(ProgressEvent("baseline", message="Training the quick word-count baseline."))
     baseline = run_baseline(split.train, split.test, seed=config.seed, cancel=cancel, reuse=reuse)
@@ -92,6 +93,9 @@ def execute(
     metrics = _metrics(split, outcome, evaluation.metrics, baseline.metrics)
     metrics.update(outcome.extra_metrics)  # continual: both test sets; distillation
     metrics["training"]["processes"] = processes  # [distributed]
+    if config.method != "quick":
+        metrics["training"]["batch_size"] = config.batch_size
+        metrics["training"]["learning_rate"] = config.effective_learning_rate
     run.write_json("metrics.json", metrics)
     shutil.rmtree(checkpoint, ignore_errors=True)  # finished: nothing left to resume
     total = time.monotonic() - started

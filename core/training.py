@@ -160,7 +160,7 @@ class TicketTrainer:
         cancel: threading.Event | None = None,
         checkpoint_dir: str | os.PathLike | None = None,
     ):
-        self.config = config
+        self.config = config.for_training_set(len(split.train))  # automatic batch size
         # Resume hook: with a checkpoint folder, every validation check also saves a
         # resumable Trainer checkpoint there; ``resume`` continues from the one saved.
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None

@@ -4,7 +4,15 @@ import json
 
 import pytest
 
-from core.config import METHOD_DESCRIPTIONS, METHODS, TrainConfig
+from core.config import (
+    LARGE_BATCH,
+    LARGE_BATCH_FROM_TICKETS,
+    LARGE_BATCH_LEARNING_RATE,
+    METHOD_DESCRIPTIONS,
+    METHODS,
+    SMALL_BATCH,
+    TrainConfig,
+)
 from core.errors import ConfigError
 
 
@@ -14,6 +22,24 @@ def test_defaults_are_valid_and_full_fine_tuning():
     assert config.method == "full"
     assert config.effective_learning_rate == pytest.approx(5e-5)
     assert set(METHOD_DESCRIPTIONS) == set(METHODS)
+
+
+def test_the_automatic_batch_size_depends_on_the_method_and_the_training_set():
+    """Large sets train the default method 64 tickets a step at its own learning rate; small
+    sets and other methods keep 32; whatever the analyst set by hand is kept."""
+    auto = TrainConfig()
+    assert auto.batch_size is None
+    small = auto.for_training_set(LARGE_BATCH_FROM_TICKETS - 1)
+    assert small.batch_size == SMALL_BATCH and small.effective_learning_rate == 5e-5
+    large = auto.for_training_set(LARGE_BATCH_FROM_TICKETS)
+    assert large.batch_size == LARGE_BATCH
+    assert large.effective_learning_rate == LARGE_BATCH_LEARNING_RATE
+    assert large.for_training_set(10) == large  # filled in once, then fixed
+    lora = TrainConfig(method="lora").for_training_set(50_000)
+    assert lora.batch_size == SMALL_BATCH and lora.learning_rate is None
+    by_hand = TrainConfig(learning_rate=3e-5).for_training_set(50_000)
+    assert (by_hand.batch_size, by_hand.effective_learning_rate) == (LARGE_BATCH, 3e-5)
+    assert TrainConfig(batch_size=16).for_training_set(50_000).batch_size == 16
 
 
 def test_round_trip_through_json():

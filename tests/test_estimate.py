@@ -77,9 +77,9 @@ def test_a_finished_pipeline_run_records_its_speed_for_the_next_estimate(trained
     metrics = trained_run.read_json("metrics.json")
     sizes = metrics["training"]["split_sizes"]
     n_tickets = sum(sizes.values())
-    epochs_done = min(
-        config.epochs, metrics["training"]["steps"] * config.batch_size / sizes["train"]
-    )
+    batch_size = metrics["training"]["batch_size"]  # automatic: recorded as used
+    assert batch_size == config.for_training_set(sizes["train"]).batch_size
+    epochs_done = min(config.epochs, metrics["training"]["steps"] * batch_size / sizes["train"])
     tokens = mean_tokens_from_report(trained_run.read_json("report.json"))
     work = table_seconds(n_tickets, config, mean_tokens=tokens, epochs=epochs_done)
     total = FIXED_SECONDS + work * entry["factor"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.config import DEFAULT_LEARNING_RATES, MAX_MODEL_LENGTH, TrainConfig
+from core.config import AUTO_BATCH_NOTE, MAX_MODEL_LENGTH, TrainConfig, learning_rate_note
 from core.methods import ADVERSARIAL_GIST, METHOD_FACTS, METHODS
 
 BUILTIN = "Built-in: all-MiniLM-L6-v2 (works offline)"
@@ -62,10 +62,16 @@ def advanced(method: str) -> dict:
                 format="%.1e",
                 key="train_lr",
                 **KEEP,
-                placeholder=f"automatic ({DEFAULT_LEARNING_RATES[method]:.0e})",
+                placeholder=learning_rate_note(method),
             ),
             "batch_size": c.number_input(
-                "Batch size", 1, 1024, DEFAULTS.batch_size, key="train_batch_size", **KEEP
+                "Batch size",
+                1,
+                1024,
+                DEFAULTS.batch_size,
+                key="train_batch_size",
+                **KEEP,
+                placeholder=AUTO_BATCH_NOTE,
             ),
             "weight_decay": a.number_input(
                 "Weight decay",
