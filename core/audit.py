@@ -79,7 +79,7 @@ def embed_texts(
     choose_max_length, run_in_batches). ``precision`` as in ``core.device.resolve_placement``.
     """
     from core.device import resolve_placement
-    from core.modeling import TicketClassifier, load_encoder, run_in_batches
+    from core.modeling import TicketClassifier, for_reading, in_bf16, load_encoder, run_in_batches
     from core.training import choose_max_length
 
     texts = list(texts)
@@ -87,6 +87,7 @@ def embed_texts(
     progress(ProgressEvent("loading", message=f"Loading the model on the {placement.describe()}."))
     encoder, tokenizer, _ = load_encoder(model)
     classifier = TicketClassifier(encoder, 2).to(placement.device).eval()
+    classifier = for_reading(classifier, placement, copy=False)
     max_length = choose_max_length(tokenizer, texts)
     progress(ProgressEvent("embedding", message=f"Reading {len(texts)} tickets."))
 
@@ -101,6 +102,7 @@ def embed_texts(
         placement=placement,
         on_batch=report,
         cancel=cancel,
+        autocast=not in_bf16(classifier),
     )
 
 

@@ -164,17 +164,19 @@ def calibrate(
     import numpy as np
 
     from core.device import resolve_placement
-    from core.modeling import load_encoder, mean_pool, run_in_batches
+    from core.modeling import TicketClassifier, for_reading, in_bf16, load_encoder, run_in_batches
 
     sample = [str(t) for t in texts[:CALIBRATION_TICKETS]] or ["hello"]
     encoder, tokenizer, _ = load_encoder(config.model)
     placement = resolve_placement(config.device, config.precision)
-    encoder = encoder.to(placement.device).eval()
+    reader = TicketClassifier(encoder, 2).to(placement.device).eval()
+    reader = for_reading(reader, placement, copy=False)  # as training reads the tickets
 
     def embed(batch):
-        return mean_pool(encoder(**batch).last_hidden_state, batch["attention_mask"])
+        return reader.embed(**batch)
 
     kwargs = {"max_length": 128, "placement": placement, "batch_size": 64}
+    kwargs["autocast"] = not in_bf16(reader)
     run_in_batches(embed, tokenizer, sample[:64], **kwargs)  # warm-up
     started = time.perf_counter()
     run_in_batches(embed, tokenizer, sample, **kwargs)

@@ -16,7 +16,14 @@ import torch
 
 from core.device import Placement, resolve_placement
 from core.errors import RunNotFoundError
-from core.modeling import META_FILE, ModelMeta, TicketClassifier, classify, load_classifier
+from core.modeling import (
+    META_FILE,
+    ModelMeta,
+    TicketClassifier,
+    classify,
+    for_reading,
+    load_classifier,
+)
 from core.onnx_engine import OnnxEngine, open_engine, use_onnx, use_onnx_for_one
 from core.runs import Run
 from core.scoring import NEEDS_REVIEW, needs_review
@@ -134,6 +141,8 @@ class Predictor:
         onnx = None
         if use_onnx(placement, engine):
             onnx = open_engine(folder, tokenizer, max_length=meta.max_length)
+        if onnx is None:  # torch scores: with bf16 weights where the CPU has fast bf16
+            model = for_reading(model, placement, copy=False)
         predictor = cls(model, tokenizer, meta, placement, threshold, onnx)
         if onnx is None and use_onnx_for_one(placement, engine):
             predictor._one_folder = folder

@@ -7,6 +7,7 @@ in ``save_pretrained`` format (safetensors), the tokenizer, the head and ``ticke
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -118,7 +119,7 @@ class TicketClassifier(nn.Module):
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra) -> torch.Tensor:
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra)
         # A prompt-tuned encoder puts its virtual tokens first: pool the real tokens only.
-        hidden = out.last_hidden_state[:, -attention_mask.shape[1] :]
+        hidden = out.last_hidden_state[:, -attention_mask.shape[1] :].float()  # bf16 reading
         pooled = mean_pool(hidden, attention_mask)
         return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
@@ -189,6 +190,31 @@ def load_classifier(
     return model, load_tokenizer(str(folder)), meta
 
 
+def has_addon(model: nn.Module) -> bool:
+    """True for a classifier with adapters or a prompt (core/addons.py) on its encoder."""
+    encoder = getattr(model, "encoder", model)
+    return hasattr(model, "addon_modules") or hasattr(encoder, "get_base_model")
+
+
+def in_bf16(model: nn.Module) -> bool:
+    """True when the model's weights are bf16 (read it without autocast)."""
+    return next(model.parameters()).dtype == torch.bfloat16
+
+
+def for_reading(model: TicketClassifier, placement: Placement, *, copy: bool) -> TicketClassifier:
+    """The classifier to read tickets with (never to train): its encoder in bf16 where
+    ``placement.reads_in_bf16``; the model as it is elsewhere, and with an add-on (whose
+    hooks and virtual tokens stay fp32). ``copy``: convert a copy, leaving ``model`` as it was.
+    Pooling and the head stay fp32 (``embed`` reads the encoder's output as fp32)."""
+    if not placement.reads_in_bf16 or has_addon(model):
+        return model
+    import copy as copying
+
+    reader = copying.deepcopy(model) if copy else model
+    reader.encoder.to(torch.bfloat16)
+    return reader.eval()
+
+
 def run_in_batches(
     fn: Callable[[dict[str, torch.Tensor]], torch.Tensor],
     tokenizer: PreTrainedTokenizerBase,
@@ -199,16 +225,19 @@ def run_in_batches(
     batch_size: int = 128,
     on_batch: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
+    autocast: bool = True,
 ) -> np.ndarray:
     """Apply ``fn`` to tokenised texts in length-sorted batches; rows come back in input order.
 
-    Sorting by length means each batch is padded only to its own longest ticket.
+    Sorting by length means each batch is padded only to its own longest ticket. ``autocast``
+    False: the weights are already in their reading precision (``for_reading``).
     """
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
     lengths = np.array([len(ids) for ids in encoded["input_ids"]])
     order = np.argsort(lengths, kind="stable")
     outputs: list[np.ndarray] = []
-    with torch.inference_mode(), placement.autocast():
+    mixed = placement.autocast() if autocast else contextlib.nullcontext()
+    with torch.inference_mode(), mixed:
         for start in range(0, len(order), batch_size):
             if cancel is not None and cancel.is_set():
                 raise JobCancelledError()
@@ -254,4 +283,5 @@ def classify(
         batch_size=batch_size,
         on_batch=on_batch,
         cancel=cancel,
+        autocast=not in_bf16(model),
     )

@@ -33,6 +33,8 @@ from core.modeling import (
     ModelMeta,
     TicketClassifier,
     classify,
+    for_reading,
+    in_bf16,
     load_encoder,
     run_in_batches,
 )
@@ -49,7 +51,7 @@ if TYPE_CHECKING:  # imported where fine-tuning starts: they cost a quick run ~5
 MIN_AUTO_LENGTH = 32
 LINEAR_PROBE_C = 10.0
 #: Bump when pooling or embedding code changes, so stored embeddings are not reused.
-EMBEDDING_VERSION = 1
+EMBEDDING_VERSION = 2  # 2: read with bf16 weights on CPUs with fast bf16
 ONNX_CACHE = "onnx"  # the exported pretrained encoders, inside the reuse folder
 TRAINER_DIR_PREFIX = "tickettune-trainer-"
 UNCHECKPOINTED = ("prompt",)  # methods whose runs keep no resumable checkpoint (see build_trainer)
@@ -311,15 +313,20 @@ class TicketTrainer:
                     texts, on_batch=report, cancel=self.cancel
                 )
 
+        readers: list[TicketClassifier] = []  # a bf16 copy on CPUs with fast bf16, made once
+
         def with_torch(texts: list[str], report: Callable[[int, int], None]) -> np.ndarray:
+            if not readers:
+                readers.append(for_reading(self.model, self.placement, copy=True))
             return run_in_batches(
-                lambda batch: self.model.embed(**batch),
+                lambda batch: readers[0].embed(**batch),
                 self.tokenizer,
                 texts,
                 max_length=self.max_length,
                 placement=self.placement,
                 on_batch=report,
                 cancel=self.cancel,
+                autocast=not in_bf16(readers[0]),
             )
 
         return with_torch
@@ -337,6 +344,7 @@ class TicketTrainer:
             model_identity(self.model_source),
             self.max_length,
             self.placement.precision,
+            self.placement.reads_in_bf16,
             self.placement.device.type,
             bool(getattr(self.model, "normalize", False)),
             torch.__version__,
@@ -560,7 +568,7 @@ class TicketTrainer:
     def predict_test(self) -> np.ndarray:
         self.progress(ProgressEvent("evaluating", message="Scoring the test tickets."))
         return classify(
-            self.model,
+            for_reading(self.model, self.placement, copy=True),  # as the saved model will score
             self.tokenizer,
             self.split.test["text"].tolist(),
             max_length=self.max_length,

@@ -60,3 +60,27 @@ def test_loss_uses_class_weights(tiny_model_dir):
     model.class_weights.copy_(torch.tensor([1.0, 0.0]))
     weighted = model(**batch, labels=labels)["loss"]
     assert not torch.isclose(plain, weighted)
+
+
+def test_reading_in_bf16_converts_a_copy_and_leaves_add_ons_alone(tiny_model_dir):
+    """for_reading: a bf16 copy of the encoder to read tickets with on a bf16 CPU placement,
+    the training model untouched; fp32 placements and models with adapters (whose hooks run
+    fp32 modules) read as they are."""
+    from core.addons import add_adapters
+    from core.device import Placement
+    from core.modeling import for_reading, in_bf16
+
+    encoder, _, _ = load_encoder(str(tiny_model_dir))
+    model = TicketClassifier(encoder, 3).eval()
+    bf16, fp32 = Placement(torch.device("cpu"), "bf16"), Placement(torch.device("cpu"), "fp32")
+    reader = for_reading(model, bf16, copy=True)
+    assert reader is not model and in_bf16(reader) and not in_bf16(model)
+    assert reader.head.weight.dtype == torch.float32
+    ids = torch.tensor([[101, 2023, 2003, 1037, 3231, 102]])
+    mask = torch.ones_like(ids)
+    with torch.inference_mode():
+        ours, theirs = reader.embed(ids, mask), model.embed(ids, mask)
+    assert ours.dtype == torch.float32 and torch.allclose(ours, theirs, atol=0.05)
+    assert for_reading(model, fp32, copy=True) is model
+    add_adapters(model, 8)
+    assert for_reading(model, bf16, copy=True) is model
