@@ -79,6 +79,7 @@ def load_service(
         raise ConfigError(f"The threshold must be between 0 and 1, not {threshold}.")
     run = Run(run_dir)
     predictor = Predictor.load(run_dir, device=device)
+    predictor.prepare_single_tickets()  # single requests on ONNX Runtime once it is exported
     metrics = run.read_json("metrics.json", default={}) or {}
     return ModelService(
         predictor=predictor,

@@ -210,6 +210,26 @@ def test_where_batches_run_on_torch_one_ticket_is_scored_by_the_stored_export(
     assert forced.single_backend == "torch"
 
 
+def test_a_kept_predictor_exports_in_the_background_for_single_tickets(
+    model_copy, sample_texts
+):
+    """The app and the scoring service keep their predictor: on a bf16 CPU (batches on
+    torch, so the pipeline stored no export) one ticket goes to torch while the export runs
+    in a background thread, then to ONNX Runtime, with the same label and scores."""
+    reference = Predictor.load(model_copy, precision="fp32", engine="torch")
+    expected = reference.predict_proba(sample_texts[:1])
+    predictor = Predictor.load(model_copy, precision="bf16")
+    assert predictor.backend == "torch" and not (model_copy / ONNX_FILE).exists()
+    export = predictor.prepare_single_tickets()
+    assert export is not None and predictor.prepare_single_tickets() is None  # one export
+    export.join(timeout=120)
+    assert export_note(model_copy)["exported"] is True and (model_copy / ONNX_FILE).is_file()
+    assert predictor.single_backend == "onnx"
+    _assert_same_scores(expected, predictor.predict_proba(sample_texts[:1]))
+    restarted = Predictor.load(model_copy, precision="bf16")  # stored: nothing to do
+    assert restarted.prepare_single_tickets() is None and restarted.single_backend == "onnx"
+
+
 @pytest.mark.slow
 def test_embedded_model_scores_the_same_through_onnx(tmp_path, sample_texts):
     """The real default model with a head fitted on its own embeddings of the sample tickets."""
