@@ -3,12 +3,13 @@
 Why: the Try-it box must answer while the analyst types (one text at a time, through
 ``Predictor.predict([text])``), and batch scoring of a spreadsheet must not make them wait
 (``Predictor.predict_proba`` on the whole test file: length-sorted batches of 128). On CPUs
-with AMX / AVX-512-bf16 core scores under bf16 autocast by default; that is only acceptable if
+with AMX / AVX-512-bf16 core scores batches with bf16 weights by default; that is only acceptable if
 its predictions match fp32's, so agreement (share of identical argmax) is measured too.
 
 Variants, each in a fresh process (clean memory peak, no shared caches):
-  fast      — Predictor.load(run): what the app does (engine and precision chosen by core:
-              ONNX Runtime fp32 on CPUs without fast bf16, torch bf16 autocast on AMX ones)
+  fast      — Predictor.load(run) + prepare_single_tickets(): what the app does (engine and
+              precision chosen by core: ONNX Runtime fp32 on CPUs without fast bf16, torch
+              with bf16 weights on AMX ones for batches and ONNX Runtime for one ticket)
   fp32      — Predictor.load(run, precision="fp32", engine="torch"): the reference
   torch     — torch at the default precision (bf16 autocast where the CPU is fast at it)
   onnx      — the run's ONNX export on ONNX Runtime's CPU provider, fp32
@@ -65,8 +66,12 @@ LATENCY_WARMUP_CALLS = 20
 
 def load_predictor(run: Path, variant: str) -> Predictor:
     """The Predictor as the app loads it, or one fixed engine / precision of it."""
-    if variant == "fast":
-        return Predictor.load(run)
+    if variant == "fast":  # as ui/state.py: the predictor exports for single tickets if need be
+        predictor = Predictor.load(run)
+        export = predictor.prepare_single_tickets()
+        if export is not None:
+            export.join()
+        return predictor
     if variant == "fp32":
         return Predictor.load(run, precision="fp32", engine="torch")
     if variant == "torch":
