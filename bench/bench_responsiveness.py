@@ -172,6 +172,9 @@ def run_remedy(args: argparse.Namespace) -> int:
     tickets = min(args.tickets, args.limit) if args.limit else args.tickets
     table = load_table(args.data, columns, args.label, tickets)
     config = TrainConfig()
+    # The automatic batch size the job will use (the pipeline holds back validation and test).
+    share = 1 - config.validation_fraction - config.test_fraction
+    batch = config.for_training_set(int(len(table) * share)).batch_size
     request = TrainingRequest(
         table=table,
         scheme=LabelScheme(text_columns=columns, label_column=args.label),
@@ -190,7 +193,7 @@ def run_remedy(args: argparse.Namespace) -> int:
         run_id = manager.submit(request, name="bench-responsiveness")
         try:
             wait_for_training(manager, run_id)
-            alone = training_rate(manager, run_id, args.quiet_seconds, config.batch_size)
+            alone = training_rate(manager, run_id, args.quiet_seconds, batch)
             busy, during = try_it_under_load(
                 predictor,
                 texts[WARMUP_CALLS + IDLE_CALLS :],
@@ -198,7 +201,7 @@ def run_remedy(args: argparse.Namespace) -> int:
                 run_id,
                 seconds=args.seconds,
                 interval=args.interval,
-                batch=config.batch_size,
+                batch=batch,
             )
         finally:
             manager.cancel(run_id)

@@ -149,9 +149,9 @@ def measure_default(
         "recipe": "default (mean pooling, dynamic padding, length-grouped)",
         "precision": placement.precision,
         "device": placement.device.type,
-        "batch_size": config.batch_size,
+        "batch_size": core_trainer.config.batch_size,  # automatic: as filled in for this set
         "max_length": max_length,
-        "learning_rate": config.effective_learning_rate,
+        "learning_rate": core_trainer.config.effective_learning_rate,
     }
 
 
