@@ -210,9 +210,7 @@ def test_where_batches_run_on_torch_one_ticket_is_scored_by_the_stored_export(
     assert forced.single_backend == "torch"
 
 
-def test_a_kept_predictor_exports_in_the_background_for_single_tickets(
-    model_copy, sample_texts
-):
+def test_a_kept_predictor_exports_in_the_background_for_single_tickets(model_copy, sample_texts):
     """The app and the scoring service keep their predictor: on a bf16 CPU (batches on
     torch, so the pipeline stored no export) one ticket goes to torch while the export runs
     in a background thread, then to ONNX Runtime, with the same label and scores."""
