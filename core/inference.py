@@ -126,14 +126,16 @@ class Predictor:
         return self._one
 
     def prepare_single_tickets(self) -> threading.Thread | None:
-        """For owners that keep this predictor (the app, the scoring service): where single
-        tickets go to ONNX Runtime but the run has no export yet, export it in a background
-        thread (~7 s); single tickets are scored by torch until it is stored.
+        """For a long-lived owner answering one ticket at a time (the scoring service): where
+        single tickets go to ONNX Runtime but the run has no export yet, export it in a
+        background thread (~7 s); single tickets are scored by torch until it is stored.
 
         Runs trained where torch scores the batches (CPUs with fast bf16) are not exported by
-        the pipeline, so that a quick run does not wait for it; without this their try-it box
-        stayed on torch (p50 17 ms against ONNX Runtime's 4.5). Returns the thread, or None
-        when there is nothing to do (an export stored or failed before, or none wanted)."""
+        the pipeline, so that a quick run does not wait for it; without this their single
+        requests stayed on torch (p50 17 ms against ONNX Runtime's 4.5). The app's try-it box
+        does not need it: it scores the ticket with its word-dropped variants as one batch
+        (``explain``). Returns the thread, or None when there is nothing to do (an export
+        stored or failed before, or none wanted)."""
         folder = self._one_folder
         if folder is None or self._export is not None or export_note(folder) is not None:
             return None

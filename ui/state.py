@@ -111,9 +111,7 @@ def get_workspace() -> Workspace:
 def _predictor_for(root: str, run_id: str) -> Predictor:
     from core.inference import Predictor
 
-    predictor = Predictor.load(RunStore(root).get(run_id).path)
-    predictor.prepare_single_tickets()  # the try-it box on ONNX Runtime once it is exported
-    return predictor
+    return Predictor.load(RunStore(root).get(run_id).path)
 
 
 def get_predictor(run_id: str) -> Predictor:
