@@ -181,7 +181,8 @@ def _export(graph, target: Path) -> None:
     """TorchScript-based exporter: works offline without onnxscript; dynamic batch/sequence."""
     import torch
 
-    partial = target.with_name(f".{target.name}.partial")
+    # Unique per writer: two processes exporting the same run must not write one file.
+    partial = target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.partial")
     example = (torch.ones(2, 8, dtype=torch.long), torch.ones(2, 8, dtype=torch.long))
     axes = {"batch": 0, "sequence": 1}
     dynamic = {name: {i: n for n, i in axes.items()} for name in INPUT_NAMES}

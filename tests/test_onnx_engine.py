@@ -302,3 +302,23 @@ def test_the_quick_models_reading_runs_on_onnx_runtime_where_chosen(
         onnx_outcome.test_probabilities.argmax(axis=1),
         torch_outcome.test_probabilities.argmax(axis=1),
     )
+
+
+def test_two_exports_of_one_run_at_once_both_leave_a_working_file(model_copy, sample_texts):
+    """Two writers (the scoring service and a command line, say) export the same run at the
+    same time: each writes its own partial file, the stored export is whole and scores."""
+    import threading
+
+    threads = [threading.Thread(target=export_onnx, args=(model_copy,)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert export_note(model_copy)["exported"] is True
+    assert not list(model_copy.glob("*.partial"))
+    predictor = Predictor.load(model_copy, precision="fp32", engine="onnx")
+    assert predictor.onnx is not None
+    expected = Predictor.load(model_copy, precision="fp32", engine="torch")
+    _assert_same_scores(
+        expected.predict_proba(sample_texts[:20]), predictor.predict_proba(sample_texts[:20])
+    )
