@@ -76,10 +76,10 @@ def embed_texts(
 
     The one place the audit and the near-duplicate finder embed tickets; it uses the same
     pieces as the quick model in core.training (load_encoder, TicketClassifier.embed,
-    choose_max_length, run_in_batches). ``precision`` as in ``core.device.resolve_placement``.
+    choose_max_length, embed_tickets). ``precision`` as in ``core.device.resolve_placement``.
     """
     from core.device import resolve_placement
-    from core.modeling import TicketClassifier, for_reading, in_bf16, load_encoder, run_in_batches
+    from core.modeling import TicketClassifier, embed_tickets, for_reading, load_encoder
     from core.training import choose_max_length
 
     texts = list(texts)
@@ -94,15 +94,14 @@ def embed_texts(
     def report(n: int, of: int) -> None:
         progress(ProgressEvent("embedding", step=n, total_steps=of))
 
-    return run_in_batches(
-        lambda batch: classifier.embed(**batch),
+    return embed_tickets(
+        classifier,
         tokenizer,
         texts,
         max_length=max_length,
         placement=placement,
         on_batch=report,
         cancel=cancel,
-        autocast=not in_bf16(classifier),
     )
 
 

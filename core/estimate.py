@@ -164,22 +164,17 @@ def calibrate(
     import numpy as np
 
     from core.device import resolve_placement
-    from core.modeling import TicketClassifier, for_reading, in_bf16, load_encoder, run_in_batches
+    from core.modeling import TicketClassifier, embed_tickets, for_reading, load_encoder
 
     sample = [str(t) for t in texts[:CALIBRATION_TICKETS]] or ["hello"]
     encoder, tokenizer, _ = load_encoder(config.model)
     placement = resolve_placement(config.device, config.precision)
     reader = TicketClassifier(encoder, 2).to(placement.device).eval()
     reader = for_reading(reader, placement, copy=False)  # as training reads the tickets
-
-    def embed(batch):
-        return reader.embed(**batch)
-
     kwargs = {"max_length": 128, "placement": placement, "batch_size": 64}
-    kwargs["autocast"] = not in_bf16(reader)
-    run_in_batches(embed, tokenizer, sample[:64], **kwargs)  # warm-up
+    embed_tickets(reader, tokenizer, sample[:64], **kwargs)  # warm-up
     started = time.perf_counter()
-    run_in_batches(embed, tokenizer, sample, **kwargs)
+    embed_tickets(reader, tokenizer, sample, **kwargs)
     seconds = time.perf_counter() - started
     tokens = float(np.mean([len(ids) for ids in tokenizer(sample)["input_ids"]]))
     quick = TrainConfig(**{**config.to_dict(), "method": "quick"})

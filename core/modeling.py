@@ -285,3 +285,30 @@ def classify(
         cancel=cancel,
         autocast=not in_bf16(model),
     )
+
+
+def embed_tickets(
+    model: TicketClassifier,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    *,
+    max_length: int,
+    placement: Placement,
+    batch_size: int = 128,
+    on_batch: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> np.ndarray:
+    """The model's ticket embeddings (mean-pooled, normalised as the model says), one row per
+    text; the quick model's features. Pass ``for_reading(model, ...)`` to read in bf16."""
+    model.eval()
+    return run_in_batches(
+        lambda batch: model.embed(**batch),
+        tokenizer,
+        texts,
+        max_length=max_length,
+        placement=placement,
+        batch_size=batch_size,
+        on_batch=on_batch,
+        cancel=cancel,
+        autocast=not in_bf16(model),
+    )

@@ -33,10 +33,9 @@ from core.modeling import (
     ModelMeta,
     TicketClassifier,
     classify,
+    embed_tickets,
     for_reading,
-    in_bf16,
     load_encoder,
-    run_in_batches,
 )
 from core.onnx_engine import encoder_engine, use_onnx
 from core.progress import ProgressCallback, ProgressEvent, ignore_progress
@@ -318,15 +317,14 @@ class TicketTrainer:
         def with_torch(texts: list[str], report: Callable[[int, int], None]) -> np.ndarray:
             if not readers:
                 readers.append(for_reading(self.model, self.placement, copy=True))
-            return run_in_batches(
-                lambda batch: readers[0].embed(**batch),
+            return embed_tickets(
+                readers[0],
                 self.tokenizer,
                 texts,
                 max_length=self.max_length,
                 placement=self.placement,
                 on_batch=report,
                 cancel=self.cancel,
-                autocast=not in_bf16(readers[0]),
             )
 
         return with_torch

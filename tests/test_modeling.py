@@ -68,9 +68,9 @@ def test_reading_in_bf16_converts_a_copy_and_leaves_add_ons_alone(tiny_model_dir
     fp32 modules) read as they are."""
     from core.addons import add_adapters
     from core.device import Placement
-    from core.modeling import for_reading, in_bf16
+    from core.modeling import embed_tickets, for_reading, in_bf16
 
-    encoder, _, _ = load_encoder(str(tiny_model_dir))
+    encoder, tokenizer, _ = load_encoder(str(tiny_model_dir))
     model = TicketClassifier(encoder, 3).eval()
     bf16, fp32 = Placement(torch.device("cpu"), "bf16"), Placement(torch.device("cpu"), "fp32")
     reader = for_reading(model, bf16, copy=True)
@@ -81,6 +81,12 @@ def test_reading_in_bf16_converts_a_copy_and_leaves_add_ons_alone(tiny_model_dir
     with torch.inference_mode():
         ours, theirs = reader.embed(ids, mask), model.embed(ids, mask)
     assert ours.dtype == torch.float32 and torch.allclose(ours, theirs, atol=0.05)
+    texts = ["my parcel never arrived", "refund the double charge please", "reset my password"]
+    read = {"max_length": 32, "batch_size": 2}
+    in_bf16_rows = embed_tickets(reader, tokenizer, texts, placement=bf16, **read)
+    in_fp32_rows = embed_tickets(model, tokenizer, texts, placement=fp32, **read)
+    assert in_bf16_rows.shape == (3, encoder.config.hidden_size)
+    np.testing.assert_allclose(in_bf16_rows, in_fp32_rows, atol=0.05)
     assert for_reading(model, fp32, copy=True) is model
     add_adapters(model, 8)
     assert for_reading(model, bf16, copy=True) is model
