@@ -25,7 +25,12 @@ from core.distributed import main_process_only, participants
 from core.errors import RunNotFoundError
 from core.estimate import record_finished_run
 from core.evaluation import compute_metrics, evaluate
-from core.modeling import load_tokenizer, resolve_model_source, save_classifier
+from core.modeling import (
+    load_tokenizer,
+    resolve_model_source,
+    save_classifier,
+    warm_up_loading,
+)
 from core.onnx_engine import export_onnx, use_onnx
 from core.preparation import prepare_split
 from core.progress import ProgressCallback, ProgressEvent
@@ -60,7 +65,10 @@ def execute(
     config = config.for_training_set(len(split.train))  # the automatic batch size, filled in
     reuse = WorkCache.beside(run.path.parent)
     progress(ProgressEvent("baseline", message="Training the quick word-count baseline."))
+    warm_up = warm_up_loading(config.model)  # on the other core while the baseline fits
     baseline = run_baseline(split.train, split.test, seed=config.seed, cancel=cancel, reuse=reuse)
+    if warm_up is not None:
+        warm_up.join()
     progress(
         ProgressEvent(
             "baseline",
