@@ -78,33 +78,6 @@ def load_encoder(model: str) -> tuple[nn.Module, PreTrainedTokenizerBase, str]:
     return encoder, tokenizer, source
 
 
-def warm_up_loading(model: str) -> threading.Thread | None:
-    """Load a local model once in a background thread, and throw it away.
-
-    A process's first load spends ~3.5 s on one core importing transformers' model code (torch's
-    compiler and distributed packages come with it); the weights themselves take ~0.2 s. Started
-    just before the keyword baseline, whose solver releases the GIL, that import runs on the other
-    core, and the real load afterwards is quick: a quick run on 15,100 tickets finished ~3.5 s
-    sooner (bench/RESULTS.md, session 7). Hub ids are skipped: a download, or the reason it
-    failed, belongs to the real load, which explains it. So does any error here, which is
-    therefore dropped.
-    """
-    try:
-        source = resolve_model_source(model)
-    except ConfigError:
-        return None
-    if not os.path.isdir(source):
-        return None
-
-    def load_and_drop() -> None:
-        with contextlib.suppress(Exception):  # the real load reports it
-            load_encoder(source)
-
-    thread = threading.Thread(target=load_and_drop, name="tickettune-warm-up", daemon=True)
-    thread.start()
-    return thread
-
-
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)

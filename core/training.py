@@ -232,6 +232,8 @@ class TicketTrainer:
     def load(self) -> None:
         """Placement, seed, encoder and tokenizer, labels, max length, class weights."""
         config, split = self.config, self.split
+        if self.cancel.is_set():  # pressed while the baseline was starting
+            raise JobCancelledError()
         self.placement = resolve_placement(config.device, config.precision)
         seed_everything(config.seed)
         self.progress(

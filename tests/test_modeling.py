@@ -1,10 +1,5 @@
 """The classifier: embedded model found offline, mean pooling, save/load round trip."""
 
-import subprocess
-import sys
-import threading
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -21,10 +16,7 @@ from core.modeling import (
     mean_pool,
     resolve_model_source,
     save_classifier,
-    warm_up_loading,
 )
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_embedded_model_is_found_inside_the_package():
@@ -100,40 +92,11 @@ def test_reading_in_bf16_converts_a_copy_and_leaves_add_ons_alone(tiny_model_dir
     assert for_reading(model, bf16, copy=True) is model
 
 
-def test_warm_up_imports_the_model_code_in_a_background_thread(tiny_model_dir):
-    """In a fresh process the model's code is not imported; once the warm-up thread is done it
-    is, so the run's own load afterwards does not pay for that import (the ~3.5 s it hides
-    behind the keyword baseline)."""
-    code = (
-        "import sys\n"
-        "from core.modeling import warm_up_loading\n"
-        "name = 'transformers.models.bert.modeling_bert'\n"
-        "assert name not in sys.modules, 'imported before the warm-up'\n"
-        f"thread = warm_up_loading({str(tiny_model_dir)!r})\n"
-        "assert thread.daemon\n"
-        "thread.join()\n"
-        "print(name in sys.modules)\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=180
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip().splitlines()[-1] == "True"
-
-
-def test_warm_up_leaves_downloads_and_errors_to_the_real_load(tmp_path, monkeypatch):
-    """A hub id starts nothing (no download in the background); a local folder that cannot be
-    loaded ends its thread quietly: the run's own load says what is wrong."""
-    assert warm_up_loading("some-org/not-on-this-machine") is None
+def test_a_model_folder_with_a_broken_config_is_a_clear_error(tmp_path):
+    """A config.json with a wrong value was a raw huggingface_hub validation error."""
     broken = tmp_path / "broken-model"
     broken.mkdir()
     (broken / "config.json").write_text('{"model_type": "bert", "hidden_size": "not a number"}')
     (broken / "model.safetensors").write_bytes(b"not safetensors")
-    uncaught: list[threading.ExceptHookArgs] = []
-    monkeypatch.setattr(threading, "excepthook", uncaught.append)
-    thread = warm_up_loading(str(broken))
-    assert thread is not None
-    thread.join(timeout=120)
-    assert not thread.is_alive() and uncaught == []
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="Could not load the model"):
         load_encoder(str(broken))

@@ -100,6 +100,49 @@ def test_one_label_only_fails_with_a_plain_reason(manager, tiny_model_dir):
     assert "Traceback" not in snapshot.reason
 
 
+def test_the_baseline_fits_alongside_the_model_and_is_announced_once(manager, tiny_model_dir):
+    """The keyword baseline runs in its own thread: its score is the one run_baseline gives on
+    the run's own split, said once in the log, and the stages still end where they should."""
+    from core.baseline import run_baseline
+
+    snapshot = manager.wait(manager.submit(topics_request(tiny_model_dir, method="quick")), 120)
+    assert snapshot.state == "succeeded", snapshot.reason
+    run = manager_store(manager).get(snapshot.run_id)
+    split = run.read_frame("split.csv", dtype={"text": str, "label": str})
+    train, test = (split[split["split"] == part] for part in ("train", "test"))
+    direct = run_baseline(train, test, seed=TrainConfig().seed)
+    assert run.read_json("metrics.json")["baseline"] == pytest.approx(direct.metrics)
+    announced = [m for _, m in snapshot.events if m.startswith("Baseline (TF-IDF) test macro-F1")]
+    assert announced == [f"Baseline (TF-IDF) test macro-F1: {direct.metrics['macro_f1']:.3f}."]
+
+
+def test_a_failing_baseline_stops_the_run_before_fine_tuning(manager, tiny_model_dir):
+    """Tickets of single letters leave the word-count baseline no words. Fitted alongside the
+    model, that error must still stop the run with its plain reason, at the next progress step:
+    before any fine-tuning, not after it."""
+    stages: list[str] = []
+    pipeline_fn = manager.train_fn
+
+    def record_stages(run, request, progress, cancel):
+        def relay(event):
+            stages.append(event.stage)
+            progress(event)
+
+        return pipeline_fn(run, request, relay, cancel)
+
+    manager.train_fn = record_stages
+    request = topics_request(tiny_model_dir, epochs=50, batch_size=4)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    request.table["ticket"] = [  # all different, and no word of two letters or more
+        f"{letters[i % 26]} {letters[i // 26 % 26]} {letters[i // 676]}"
+        for i in range(len(request.table))
+    ]
+    snapshot = manager.wait(manager.submit(request), timeout=120)
+    assert snapshot.state == "failed"
+    assert "found no words" in snapshot.reason and "Traceback" not in snapshot.reason
+    assert "baseline" in stages and "training" not in stages, stages
+
+
 def test_full_disk_while_saving_fails_cleanly(manager, tiny_model_dir, monkeypatch):
     """Out of disk space at save time: a plain reason, the traceback kept, no half model."""
     import core.pipeline
