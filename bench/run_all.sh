@@ -11,8 +11,9 @@
 #                                                   limited to AVX2, bf16 off (core/threads.py)
 #   bench/run_all.sh --isa both                     native, then AVX2; summary.md has both columns
 #
-# Order: time to quality first (it trains the default model), then scoring and responsiveness
-# on that model, then training throughput. A failing script is reported; the others still run.
+# Order: time to quality first (it trains the default model), then scoring (and its ceiling,
+# bench_ceiling) and responsiveness on that model, then training throughput. A failing script
+# is reported; the others still run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
@@ -38,8 +39,9 @@ if [[ "${SMOKE:-0}" == 1 ]]; then
   RESPONSIVENESS=(--limit 600 --tickets 1000 --seconds 10 --quiet-seconds 3
                   --remedies as-is,try-it-1-thread)
   SHARED=(--limit 600 --steps 6 --score-tickets 300)
+  CEILING=(--tickets 256)
 else
-  QUALITY=() TRAINING=() SCORING=() RESPONSIVENESS=() SHARED=()
+  QUALITY=() TRAINING=() SCORING=() RESPONSIVENESS=() SHARED=() CEILING=()
 fi
 
 failed=()
@@ -64,6 +66,7 @@ suite() {  # one full pass in the current environment, logs in $OUT
     model_args+=(--run "$run_dir")
   fi
   run scoring bench.bench_scoring "${model_args[@]}" "${SCORING[@]}"
+  run ceiling bench.bench_ceiling "${CEILING[@]}"
   run responsiveness bench.bench_responsiveness "${model_args[@]}" "${RESPONSIVENESS[@]}"
   run training bench.bench_training "${TRAINING[@]}"
   run shared_cpu bench.bench_shared_cpu "${SHARED[@]}"
