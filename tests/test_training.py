@@ -97,6 +97,46 @@ def test_steps_share_state_on_the_object(tiny_model_dir):
     assert steps.hf_trainer is None, "quick never builds a Hugging Face Trainer"
 
 
+def test_the_quick_head_fits_while_the_other_tickets_are_read(tiny_model_dir):
+    """The head's fit starts once the training tickets are read, before the validation and
+    test tickets are, and gives the head the same fit gives in the run's own thread."""
+    from sklearn.linear_model import LogisticRegression
+
+    from core.baseline import fit_interruptibly
+    from core.training import LINEAR_PROBE_C
+
+    split, cancel = topic_split(), threading.Event()
+    steps = TicketTrainer(TrainConfig(model=str(tiny_model_dir), method="quick"), split)
+    fit_started_when: dict[str, bool] = {}
+
+    def watch(event):
+        if event.message and event.message.startswith("Reading"):
+            fit_started_when[event.message.split()[2]] = steps.head_fit is not None
+
+    steps.progress = watch
+    steps.load()
+    steps.embed()
+    assert fit_started_when == {"train": False, "validation": True, "test": True}
+    steps.fit_head()
+    here = LogisticRegression(C=LINEAR_PROBE_C, max_iter=2000, random_state=steps.config.seed)
+    fit_interruptibly(here, steps.embeddings["train"], split.train["label"].to_numpy(), cancel)
+    assert list(here.classes_) == steps.labels
+    np.testing.assert_allclose(steps.model.head.weight.detach().numpy(), here.coef_, atol=1e-5)
+
+
+def test_a_failing_quick_head_fit_is_raised_in_the_run(tiny_model_dir, monkeypatch):
+    """An error inside the fitting thread reaches the run's own thread (and so the job)."""
+    import core.training
+
+    def broken_fit(*args, **kwargs):
+        raise MemoryError("no memory for the quick head")
+
+    monkeypatch.setattr(core.training, "fit_interruptibly", broken_fit)
+    steps = TicketTrainer(TrainConfig(model=str(tiny_model_dir), method="quick"), topic_split())
+    with pytest.raises(MemoryError, match="quick head"):
+        steps.train()
+
+
 class FailingFineTune(TicketTrainer):
     """A method whose fine-tuning step crashes after the Trainer has been built."""
 
