@@ -273,8 +273,17 @@ def _check_not_empty(split: DataSplit, validation_fraction: float, test_fraction
         return
     counts = Counter(split.train["label"].tolist())
     small = ", ".join(f"{label} ({n})" for label, n in sorted(counts.items()) if n < 3)
+    sets = " or ".join(empty)
+    if not small:  # the labels are big enough: repeated texts kept the tickets together
+        texts = split.train["text"].nunique()
+        raise DataError(
+            f"Too few different tickets to set aside a {sets} set: the {len(split.train)} "
+            f"tickets have only {texts} different texts, and copies of one text always stay "
+            "in the same set (so the test score is honest). Check that the text column is the "
+            "right one, or add tickets."
+        )
     raise DataError(
-        f"Too few tickets to set aside a {' or '.join(empty)} set: every label keeps at least "
+        f"Too few tickets to set aside a {sets} set: every label keeps at least "
         f"one ticket for training, and the labels have only one or two each ({small}). Raise "
         "the 'minimum examples per label' setting, merge small labels, or add tickets."
     )

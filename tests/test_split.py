@@ -85,6 +85,17 @@ def test_every_label_singleton_cannot_be_split():
     assert "l0 (1)" in str(info.value)
 
 
+def test_repeated_texts_that_cannot_be_split_are_named_as_the_reason():
+    """Labels big enough, but only a few distinct texts (copies stay in one set): the message
+    says so instead of blaming label sizes with an empty list."""
+    labels = ["a", "b", "c"] * 10
+    frame = pd.DataFrame({"body": ["same words"] * 15 + ["other words"] * 15, "label": labels})
+    prepared = LabelScheme(("body",), "label", min_count=1).apply(frame)
+    with pytest.raises(DataError, match="only 2 different texts") as info:
+        split_data(prepared)
+    assert "()" not in str(info.value)
+
+
 def test_too_few_rows_overall():
     """Fewer than 10 usable tickets is refused, saying how many are needed."""
     with pytest.raises(DataError, match=r"Only 9 usable tickets .* at least 10"):
