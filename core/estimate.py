@@ -36,7 +36,13 @@ CPU_TICKETS_PER_SECOND |= {"adapter": 230.0, "prompt": 120.0}
 CPU_EMBED_PER_SECOND = 1700.0
 GPU_SPEEDUP = 15.0
 REFERENCE_TOKENS = 16.0
-FIXED_SECONDS = 20.0  # loading the model, baseline, saving
+# Seconds a run takes besides the rate table's work. Fine-tuning: building the Trainer, the
+# validation checks, scoring the test tickets and saving. Quick: checking and splitting
+# (~0.5 s), loading the model (0.8-3.8 s) and saving (~0.5 s), since the word-count baseline
+# and the head fit alongside the reading (session 7). With 20 s for both, a 3,100-ticket quick
+# run in the app said "about 22 s" and took 5 s; a full one said 63 s and took 67 s.
+FIXED_SECONDS = 20.0
+QUICK_FIXED_SECONDS = 5.0
 SPEED_FILE = "machine_speed.json"
 CALIBRATION_TICKETS = 256
 CALIBRATION_KEY = "calibration"
@@ -63,10 +69,16 @@ def estimate_training_seconds(
 ) -> float:
     """Seconds for a whole run on ``n_tickets`` tickets (all splits together), on this machine."""
     work = table_seconds(n_tickets, config, mean_tokens=mean_tokens)
-    seconds = work * speed_factor(config, runs_dir) + FIXED_SECONDS
+    fixed = fixed_seconds(config)
+    seconds = work * speed_factor(config, runs_dir) + fixed
     if config.time_budget_minutes:
-        seconds = min(seconds, config.time_budget_minutes * 60 + FIXED_SECONDS)
+        seconds = min(seconds, config.time_budget_minutes * 60 + fixed)
     return seconds
+
+
+def fixed_seconds(config: TrainConfig) -> float:
+    """The part of a run's time that does not grow with the tickets (see FIXED_SECONDS)."""
+    return QUICK_FIXED_SECONDS if config.method == "quick" else FIXED_SECONDS
 
 
 def table_seconds(
@@ -110,7 +122,7 @@ def record_run_speed(
 ) -> float:
     """Remember how fast a finished run really was; the next estimate uses it. Returns it."""
     work = table_seconds(n_tickets, config, mean_tokens=mean_tokens, epochs=epochs_done)
-    factor = max(total_seconds - FIXED_SECONDS, 1.0) / max(work, 1e-6)
+    factor = max(total_seconds - fixed_seconds(config), 1.0) / max(work, 1e-6)
     tickets_per_s = n_tickets / max(total_seconds, 1e-6)
     _store(
         runs_dir,

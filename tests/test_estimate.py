@@ -11,6 +11,7 @@ from core.estimate import (
     SPEED_FILE,
     calibrate,
     estimate_training_seconds,
+    fixed_seconds,
     machine_key,
     mean_tokens_from_report,
     record_run_speed,
@@ -63,8 +64,9 @@ def test_an_estimate_after_a_finished_run_uses_that_runs_measured_speed(tmp_path
     # Another method (no run yet) and another model are not affected.
     quick = TrainConfig(method="quick")
     assert estimate_training_seconds(5_000, quick, runs_dir=tmp_path) == pytest.approx(
-        FIXED_SECONDS + table_seconds(5_000, quick)
+        fixed_seconds(quick) + table_seconds(5_000, quick)
     )
+    assert fixed_seconds(quick) < FIXED_SECONDS, "quick fits its heads alongside the reading"
 
 
 def test_a_finished_pipeline_run_records_its_speed_for_the_next_estimate(trained_run):
@@ -82,7 +84,7 @@ def test_a_finished_pipeline_run_records_its_speed_for_the_next_estimate(trained
     epochs_done = min(config.epochs, metrics["training"]["steps"] * batch_size / sizes["train"])
     tokens = mean_tokens_from_report(trained_run.read_json("report.json"))
     work = table_seconds(n_tickets, config, mean_tokens=tokens, epochs=epochs_done)
-    total = FIXED_SECONDS + work * entry["factor"]
+    total = fixed_seconds(config) + work * entry["factor"]
     assert entry["factor"] == pytest.approx(speed_factor(config, runs_dir))
     estimate = estimate_training_seconds(
         n_tickets, replace(config, epochs=epochs_done), mean_tokens=tokens, runs_dir=runs_dir
