@@ -35,6 +35,7 @@ from core.requests import ResumeRequest, TrainingRequest
 from core.reuse import WorkCache
 from core.runs import CHECKPOINT_DIR, USABLE_MODEL_FIELD, Run
 from core.split import DataSplit
+from core.threads import in_background
 from core.training import CancelledWithBestModel, TrainingOutcome, train
 
 SPLIT_FILE = "split.csv"
@@ -128,24 +129,10 @@ class BaselineAlongside:
         reuse: WorkCache | None,
     ):
         self._announced = False
-        self._result: Future = Future()
-        thread = threading.Thread(
-            target=self._fit,
-            args=(split, seed, cancel, reuse),
+        self._result: Future = in_background(
+            lambda: run_baseline(split.train, split.test, seed=seed, cancel=cancel, reuse=reuse),
             name="tickettune-baseline",
-            daemon=True,
         )
-        thread.start()
-
-    def _fit(self, split: DataSplit, seed: int, cancel: threading.Event, reuse) -> None:
-        try:
-            evaluation = run_baseline(
-                split.train, split.test, seed=seed, cancel=cancel, reuse=reuse
-            )
-        except BaseException as exc:  # handed to the run's thread, which raises it
-            self._result.set_exception(exc)
-        else:
-            self._result.set_result(evaluation)
 
     def relay(self, progress: ProgressCallback) -> ProgressCallback:
         """``progress``, first announcing the baseline (or raising its error) once it is done."""

@@ -18,7 +18,12 @@ ONNX Runtime has no such switch: it always uses the best instructions the CPU ha
 from __future__ import annotations
 
 import os
-from collections.abc import MutableMapping
+import threading
+from collections.abc import Callable, MutableMapping
+from concurrent.futures import Future
+from typing import TypeVar
+
+T = TypeVar("T")
 
 ISA_ENV = "TICKETTUNE_CPU_ISA"
 ISA_CHOICES = ("native", "avx2")
@@ -101,3 +106,24 @@ def compute_threads() -> int:
     logical = os.cpu_count() or usable
     per_core = max(1, logical // max(1, physical))
     return max(1, min(usable, max(1, usable // per_core)))
+
+
+def in_background(work: Callable[[], T], *, name: str) -> Future:
+    """Run ``work`` in a daemon thread of its own; its result, or the exception it raised,
+    lands in the returned Future for the caller's thread (``result()`` raises it there).
+
+    For one core's work beside the run's own thread (the word-count baseline, the quick head);
+    daemon, so an abandoned one never holds the process open.
+    """
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            result = work()
+        except BaseException as exc:  # handed over, raised by future.result()
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future

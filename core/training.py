@@ -43,6 +43,7 @@ from core.onnx_engine import encoder_engine, use_onnx
 from core.progress import ProgressCallback, ProgressEvent, ignore_progress
 from core.reuse import WorkCache, content_key, model_identity
 from core.split import DataSplit
+from core.threads import in_background
 
 if TYPE_CHECKING:  # imported where fine-tuning starts: they cost a quick run ~5 s of imports
     from transformers import EvalPrediction, Trainer
@@ -386,7 +387,6 @@ class TicketTrainer:
         after them: a quick run on CLINC150 finished ~2 s sooner (bench/RESULTS.md, session 7).
         A head stored for the same embeddings is taken instead (and said here, in the run's
         own thread: progress is never reported from the fitting thread)."""
-        head: Future = Future()
         config = self.config
         train_labels = self.split.train["label"].to_numpy()
         key = None
@@ -405,30 +405,26 @@ class TicketTrainer:
             if stored is not None:
                 message = "Reusing the quick classifier of an earlier run."
                 self.progress(ProgressEvent("fitting", message=message))
+                head: Future = Future()
                 head.set_result((stored["weight"], stored["bias"]))
                 return head
         embeddings = self.embeddings["train"]
 
-        def fit() -> None:
+        def fit() -> tuple[np.ndarray, np.ndarray]:
             probe = LogisticRegression(
                 C=LINEAR_PROBE_C,
                 max_iter=2000,
                 class_weight="balanced" if config.class_weighting else None,
                 random_state=config.seed,
             )
-            try:
-                with threadpool_limits(1, user_api="openmp"):  # this thread only (OpenMP)
-                    fit_interruptibly(probe, embeddings, train_labels, self.cancel)
-                weight, bias = _head_from_probe(probe, self.labels)
-                if key and self.reuse and not self.cancel.is_set():
-                    self.reuse.save(key, weight=weight, bias=bias)
-            except BaseException as exc:  # raised in the run's thread by quick_head
-                head.set_exception(exc)
-            else:
-                head.set_result((weight, bias))
+            with threadpool_limits(1, user_api="openmp"):  # this thread only (OpenMP)
+                fit_interruptibly(probe, embeddings, train_labels, self.cancel)
+            weight, bias = _head_from_probe(probe, self.labels)
+            if key and self.reuse and not self.cancel.is_set():
+                self.reuse.save(key, weight=weight, bias=bias)
+            return weight, bias
 
-        threading.Thread(target=fit, name="tickettune-quick-head", daemon=True).start()
-        return head
+        return in_background(fit, name="tickettune-quick-head")  # raised by quick_head
 
     def head_validation_macro_f1(self) -> float | None:
         """Validation macro-F1 of the model as it stands before fine-tuning (the quick model):

@@ -1,4 +1,5 @@
-"""Process start-up settings: passive OpenMP waiting, the AVX2 switch, threads per job."""
+"""Process start-up settings: passive OpenMP waiting, the AVX2 switch, threads per job, and
+work handed to a background thread."""
 
 from __future__ import annotations
 
@@ -102,3 +103,27 @@ def test_the_avx2_switch_reaches_scikit_learns_openblas():
         " if d['internal_api'] == 'openblas'}))"
     )
     assert _child(code, **{ISA_ENV: "avx2"}) == "['Haswell']"
+
+
+def test_in_background_hands_over_the_result_or_the_error():
+    """Work runs in a named daemon thread; its value, or its exception, comes back through the
+    Future in the caller's thread."""
+    import threading
+
+    from core.threads import in_background
+
+    seen: list[threading.Thread] = []
+
+    def work() -> int:
+        seen.append(threading.current_thread())
+        return 42
+
+    assert in_background(work, name="tt-test").result(timeout=10) == 42
+    assert seen[0] is not threading.current_thread()
+    assert seen[0].daemon and seen[0].name == "tt-test"
+
+    def fails() -> None:
+        raise MemoryError("no memory here")
+
+    with pytest.raises(MemoryError, match="no memory here"):
+        in_background(fails, name="tt-test").result(timeout=10)
