@@ -60,12 +60,19 @@ def _exception_chain(exc: BaseException) -> list[BaseException]:
     return chain
 
 
-_OOM_PHRASES = ("out of memory", "can't allocate memory", "cannot allocate memory")
+_OOM_PHRASES = (
+    "out of memory",
+    "can't allocate memory",  # torch's DefaultCPUAllocator
+    "cannot allocate memory",
+    "failed to allocate memory",  # ONNX Runtime's arena (BFCArena::AllocateRawInternal)
+)
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
-    """MemoryError, torch's OutOfMemoryError (matched by name, no torch import), and the
-    RuntimeError torch's CPU allocator raises ("DefaultCPUAllocator: can't allocate memory")."""
+    """MemoryError, torch's OutOfMemoryError (matched by name, no torch import), the
+    RuntimeError torch's CPU allocator raises ("DefaultCPUAllocator: can't allocate memory")
+    and ONNX Runtime's ``Fail`` from its arena ("Failed to allocate memory for requested
+    buffer"), which derives from plain Exception."""
     if isinstance(exc, MemoryError):
         return True
     if type(exc).__name__ == "OutOfMemoryError":
@@ -73,7 +80,8 @@ def _is_out_of_memory(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and exc.errno == errno.ENOMEM:
         return True
     text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and any(phrase in text for phrase in _OOM_PHRASES)
+    from_runtime = isinstance(exc, RuntimeError) or type(exc).__module__.startswith("onnxruntime")
+    return from_runtime and any(phrase in text for phrase in _OOM_PHRASES)
 
 
 def _is_disk_full(exc: BaseException) -> bool:

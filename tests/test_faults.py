@@ -307,9 +307,9 @@ def test_out_of_memory_fails_the_job_with_a_plain_reason_and_the_next_job_runs(
     """A real allocation failure, no stand-in: the app's process (a child here) may map only
     400 MB more than after a first small job, and a job of 1,024 tickets of 512 tokens per
     batch needs gigabytes. torch's CPU allocator raises "DefaultCPUAllocator: can't allocate
-    memory" — which the failure reason did not recognise before (the analyst read "unexpected
-    error (RuntimeError: [enforce fail at alloc_cpu.cpp…])"). The next small job, under the
-    same limit, succeeds."""
+    memory" and ONNX Runtime's arena (the quick model's reading) raises "Failed to allocate
+    memory" — neither of which the failure reason recognised before (the analyst read
+    "unexpected error (…)"). The next small job, under the same limit, succeeds."""
     from core.jobs import ERROR_FILE, MEMORY_REASON
 
     script = tmp_path / "oom_probe.py"
@@ -329,7 +329,9 @@ def test_out_of_memory_fails_the_job_with_a_plain_reason_and_the_next_job_runs(
     assert result["warm"][1] == "succeeded"
     assert (huge_state, huge_reason) == ("failed", MEMORY_REASON)
     assert "ran out of memory" in huge_reason and "smaller batch size" in huge_reason
-    assert "can't allocate memory" in (runs / huge_id / ERROR_FILE).read_text(encoding="utf-8")
+    details = (runs / huge_id / ERROR_FILE).read_text(encoding="utf-8")
+    # torch's allocator or ONNX Runtime's arena, whichever reads the huge batch first
+    assert "can't allocate memory" in details or "Failed to allocate memory" in details
     assert result["after"][1:] == ["succeeded", None]
     store = RunStore(runs)
     assert [store.get(result[k][0]).status()["state"] for k in ("warm", "huge", "after")] == [

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from onnxruntime.capi.onnxruntime_pybind11_state import Fail as OnnxRuntimeFail
 
 from core import runs as runs_module
 from core.errors import DataError, JobCancelledError
@@ -387,6 +388,14 @@ class OutOfMemoryError(RuntimeError):
             MEMORY_REASON,
         ),
         (OSError(errno.ENOMEM, "Cannot allocate memory"), MEMORY_REASON),
+        (
+            OnnxRuntimeFail(
+                "[ONNXRuntimeError] : 1 : FAIL : Non-zero status code returned while running "
+                "Expand node. Status Message: bfc_arena.cc:360 BFCArena::AllocateRawInternal "
+                "Failed to allocate memory for requested buffer of size 29737472"
+            ),
+            MEMORY_REASON,
+        ),
         (OSError(errno.ENOSPC, "No space left on device"), DISK_FULL_REASON),
         (DataError("The label column is empty."), "The label column is empty."),
     ],
