@@ -9,6 +9,7 @@ half-written file behind: readers see either the old or the new content.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import io
 import json
 import os
@@ -422,12 +423,14 @@ class RunStore:
         return f"RunStore({str(self.root)!r})"
 
     def create(self, name: str | None = None, **status_fields: Any) -> Run:
-        """New run folder with status.json in state "queued"; ``name`` is the display name."""
+        """New run folder with status.json in state "queued"; ``name`` is the display name.
+
+        The folder appears with its status.json already inside (written in a hidden staging
+        folder, then renamed into place), so a reader listing runs at that moment never meets
+        a run folder without a status.
+        """
         display = (name or "").strip() or "Untitled run"
         now = dt.datetime.now(dt.timezone.utc)
-        base = f"{now:%Y%m%d-%H%M%S}-{slugify(name)}"
-        path = self._reserve_folder(base)
-        run = Run(path)
         status = {
             "state": "queued",
             "name": display,
@@ -440,20 +443,29 @@ class RunStore:
         status.update(status_fields)
         _drop_stale_start(status, status_fields)
         status["state"] = "queued"
-        run.write_json(STATUS_FILE, status)
-        return run
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = self.root / f".new-{os.getpid()}-{threading.get_ident()}-{now:%H%M%S%f}"
+        staging.mkdir()
+        try:
+            Run(staging).write_json(STATUS_FILE, status)
+            return Run(self._move_into_free_id(staging, f"{now:%Y%m%d-%H%M%S}-{slugify(name)}"))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # gone already unless the move failed
 
-    def _reserve_folder(self, base: str) -> Path:
-        """Create a fresh folder; ``mkdir`` is the atomic "is this id free" check."""
+    def _move_into_free_id(self, staging: Path, base: str) -> Path:
+        """Rename ``staging`` to the first free id: a rename onto a run folder (never empty,
+        it holds status.json) fails, which makes the rename the atomic "is this id free"."""
         suffix = 1
         while True:
-            run_id = base if suffix == 1 else f"{base}-{suffix}"
-            path = self.root / run_id
+            path = self.root / (base if suffix == 1 else f"{base}-{suffix}")
             try:
-                path.mkdir()
-                return path
-            except FileExistsError:
-                suffix += 1
+                if not path.exists():
+                    staging.rename(path)
+                    return path
+            except OSError as exc:  # taken between the check and the rename
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) and not path.exists():
+                    raise
+            suffix += 1
 
     def path_for(self, run_id: str) -> Path:
         return self.root / validate_run_id(run_id)

@@ -377,3 +377,28 @@ def test_owner_pid_given_without_start_time_is_judged_by_the_pid_alone(store) ->
     assert run.status()["state"] == "queued"
     run.set_status("running", pid=oldest.pid)
     assert run.status()["state"] == "running"
+
+
+def test_a_run_folder_never_appears_without_its_status(store: RunStore) -> None:
+    """A reader polling the list while runs are created (the Runs page beside a CLI run)
+    never meets a run folder without status.json — before, it could, and the CLI run's first
+    poll raised "has no status.json" or listed the run as an unreadable folder."""
+    import threading
+
+    stop = threading.Event()
+    missing: list[str] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            missing.extend(r.id for r in store.runs() if not (r.path / "status.json").is_file())
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        created = [store.create("same name") for _ in range(60)]
+    finally:
+        stop.set()
+        thread.join()
+    assert missing == []
+    assert len({run.id for run in created}) == 60
+    assert sorted(p.name for p in store.root.iterdir()) == sorted(run.id for run in created)
