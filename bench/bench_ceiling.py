@@ -38,7 +38,7 @@ from bench.common import (
     print_targets,
     test_texts,
 )
-from bench.machine import print_header
+from bench.machine import print_header, target_column
 from core.device import resolve_placement
 from core.modeling import load_encoder
 
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     info = print_header("bench_ceiling: scoring speed against this CPU's arithmetic", None)
-    mode = "avx2" if info.get("isa_mode") == "avx2" else "native"
+    mode = target_column(info)
     texts, _ = test_texts(args)
     texts = texts[: args.tickets]
     encoder, tokenizer, _ = load_encoder("default")

@@ -41,7 +41,7 @@ from bench.common import (
     train_with_cli,
     write_csv,
 )
-from bench.machine import print_header
+from bench.machine import print_header, target_column
 from core.baseline import run_baseline
 from core.runs import Run
 
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             ("quick over TF-IDF baseline", gains["quick_over_baseline"]),
         ],
     )
-    mode = "native" if machine.get("isa_mode", "native") == "native" else "avx2"
+    mode = target_column(machine)
     targets = [
         Target(
             "quick end to end (CLI wall)",

@@ -73,6 +73,15 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+def target_column(info: dict[str, Any]) -> str:
+    """Which column of issue #10's targets applies: "avx2" when the vector units are limited to
+    AVX2 (``bench.isa avx2``) or when this CPU has nothing wider (an AVX2-only laptop or VM,
+    e.g. AMD Zen 2/3), else "native"."""
+    if info.get("isa_mode", "native") != "native":
+        return "avx2"
+    return "native" if str(info.get("torch_cpu_capability", "")).startswith("AVX512") else "avx2"
+
+
 def is_busy(info: dict[str, Any]) -> bool:
     """True when the 1-minute load says other work shares the cores this benchmark uses."""
     load = info.get("load_average_1min")
