@@ -13,13 +13,11 @@ import datetime as dt
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import numpy as np
-import pandas as pd
 
 STAGING_SUFFIX = ".partial"
 
@@ -50,14 +48,18 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def json_default(obj: Any) -> Any:
-    """``json.dumps`` fallback for numpy scalars/arrays, paths, timestamps and sets."""
-    if isinstance(obj, np.generic):
+    """``json.dumps`` fallback for numpy scalars/arrays, paths, timestamps and sets.
+
+    numpy is looked up, not imported: a numpy object exists only once numpy is loaded, and
+    ``python -m core runs`` must not pay for loading it."""
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(obj, np.generic):
         return obj.item()
-    if isinstance(obj, np.ndarray):
+    if np is not None and isinstance(obj, np.ndarray):
         return obj.tolist()
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
-    if isinstance(obj, (dt.datetime, dt.date, pd.Timestamp)):
+    if isinstance(obj, (dt.datetime, dt.date)):  # pandas' Timestamp is a datetime
         return obj.isoformat()
     if isinstance(obj, (set, frozenset)):
         return sorted(obj, key=str)

@@ -22,10 +22,17 @@ from core.jobs import JobManager, JobSnapshot
 from core.model_choice import model_choice_note
 from core.runs import RunStore
 from core.schema import LabelScheme
-from core.tables import read_table
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+
+
+def read_table(path, **kwargs):
+    """``core.tables.read_table``, imported on first use: pandas and charset-normalizer take
+    ~0.6 s to load, which commands that read no file (``--help``, ``runs``) must not pay."""
+    from core.tables import read_table as read
+
+    return read(path, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,13 +20,15 @@ import threading
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import psutil
 
 from core import atomic
 from core.errors import ConfigError, RunNotFoundError
+
+if TYPE_CHECKING:  # pandas is loaded by the frame methods only: `python -m core runs` is fast
+    import pandas as pd
 
 RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 FINISHED_STATES = ("succeeded", "failed", "cancelled", "interrupted")
@@ -269,6 +271,8 @@ class Run:
             return None
         options: dict[str, Any] = {"keep_default_na": False, "na_values": [""]}
         options.update(read_csv_kwargs)
+        import pandas as pd
+
         return pd.read_csv(path, encoding="utf-8", **options)
 
     def automation_threshold(self) -> float | None:

@@ -12,14 +12,15 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal
 
 from core.errors import ConfigError, DataError
 from core.serialization import from_known_fields
 from core.text import clean_cells, ticket_texts
+
+if TYPE_CHECKING:  # loaded where tickets are prepared: `python -m core --help` is fast
+    import numpy as np
+    import pandas as pd
 
 RarePolicy = Literal["drop", "other"]
 RARE_POLICIES: tuple[str, ...] = ("drop", "other")
@@ -184,6 +185,9 @@ class LabelScheme:
         list can show the file's own ids.
         """
         self.check_columns(df)
+        import numpy as np
+        import pandas as pd
+
         texts = np.array(ticket_texts(df, self.text_columns), dtype=object)
         raw = np.array(clean_cells(df[self.label_column]), dtype=object)
         empty_text = texts == ""

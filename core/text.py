@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from core.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: What goes between the parts of a ticket (subject, body, …).
 PART_SEPARATOR = "\n"
@@ -26,7 +27,11 @@ def cell_to_str(value: Any) -> str:
         return value
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False)
-    if value is None or pd.isna(value):
+    if value is None:
+        return ""
+    import pandas as pd  # here, not at the top: `python -m core --help` does not load pandas
+
+    if pd.isna(value):
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
