@@ -530,6 +530,7 @@ class RunStore:
         Runs still owned by a live job in this process, or by another live process on this
         machine (e.g. the CLI next to the app), are left alone.
         """
+        self._sweep_leftovers()
         recovered = []
         for run in self.runs():
             try:
@@ -540,6 +541,32 @@ class RunStore:
                 run.set_status("interrupted", reason=INTERRUPTED_REASON)
                 recovered.append(run.id)
         return sorted(recovered)
+
+    def _sweep_leftovers(self) -> None:
+        """Remove hidden staging (``.new-…``) and half-deleted (``.deleting-…``) folders whose
+        process is gone: a process killed between ``create``'s write and rename, or during a
+        delete, leaves one behind. They are never listed; this only gives back the disk."""
+        try:
+            entries = list(self.root.iterdir())
+        except FileNotFoundError:
+            return
+        for path in entries:
+            pid = _leftover_pid(path.name)
+            if pid is None or pid == os.getpid() or _process_started(pid) is not None:
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _leftover_pid(name: str) -> int | None:
+    """The pid in a staging or trash folder name (see ``create`` and ``delete``), else None."""
+    parts = name.split("-")
+    if name.startswith(".new-") and len(parts) >= 4:
+        field = parts[1]
+    elif name.startswith(".deleting-") and len(parts) >= 4:
+        field = parts[-2]
+    else:
+        return None
+    return int(field) if field.isdigit() else None
 
 
 # ----------------------------------------------------------------------- run ownership

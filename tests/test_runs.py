@@ -402,3 +402,27 @@ def test_a_run_folder_never_appears_without_its_status(store: RunStore) -> None:
     assert missing == []
     assert len({run.id for run in created}) == 60
     assert sorted(p.name for p in store.root.iterdir()) == sorted(run.id for run in created)
+
+
+def test_recover_sweeps_leftover_staging_and_trash_of_dead_processes(store: RunStore) -> None:
+    """A process killed between ``create``'s write and rename (or during a delete) leaves a
+    hidden folder behind; the next start removes it when its process is gone, and leaves the
+    folders of live processes (this one, another) and the runs themselves alone."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run = store.create("kept")
+    names = {
+        "dead_new": f".new-{dead.pid}-140-074501123456",
+        "dead_trash": f".deleting-20261207-074501-old-run-{dead.pid}-140",
+        "own_new": f".new-{os.getpid()}-140-074501123456",
+        "live_trash": f".deleting-20261207-074501-busy-{os.getppid()}-140",
+        "not_ours": ".new-folder-of-someone-else",
+    }
+    for name in names.values():
+        (store.root / name).mkdir()
+        (store.root / name / "status.json").write_text("{}")
+    store.recover_interrupted()
+    left = {p.name for p in store.root.iterdir()}
+    assert names["dead_new"] not in left and names["dead_trash"] not in left
+    assert {names["own_new"], names["live_trash"], names["not_ours"], run.id} <= left
+    assert [s.run_id for s in store.list()] == [run.id]
