@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         for seed in seeds:
             if args.per_label:
                 data = few_shot_file(args, label, seed, OUT_DIR / "data")
-            scores = {}
+            scores, children = {}, {}
             for method in ("quick", "full"):
                 child = train_with_cli(
                     data, test_data, text_columns(args), label, method=method,
@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                     extra=["--seed", str(seed), *(full_args if method == "full" else [])],
                 )  # fmt: skip
                 scores[method] = child.payload
+                children[method] = child
             gain = round((scores["full"]["macro_f1"] - scores["quick"]["macro_f1"]) * 100, 2)
             gains.append(gain)
             validation = scores["full"].get("best_validation_macro_f1")
@@ -87,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
                          round(scores["full"]["macro_f1"], 4), gain,
                          round(validation, 4) if validation is not None else None,
                          scores["full"].get("kept_quick"), scores["quick"]["total_seconds"],
-                         scores["full"]["total_seconds"]))  # fmt: skip
+                         scores["full"]["total_seconds"],
+                         round(children["full"].wall_seconds, 1),
+                         round(children["full"].peak_rss_mb)))  # fmt: skip
         results[label] = {"gains": gains, "mean_gain": round(statistics.mean(gains), 2)}
     print_table(
         "default (full) against quick, test macro-F1",
@@ -101,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             "kept quick",
             "quick s",
             "full s",
+            "full CLI wall s",
+            "full peak RSS MB",
         ],
         rows,
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core.auth import cmd_hash_password
-from core.config import AUTO_BATCH_NOTE, METHODS, TrainConfig
+from core.config import AUTO_BATCH_NOTE, AUTO_EPOCHS_NOTE, METHODS, TrainConfig
 from core.errors import TicketTuneError
 from core.jobs import JobManager, JobSnapshot
 from core.model_choice import model_choice_note
@@ -57,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--split-column", help="column saying train/validation/test per row")
     train.add_argument("--model", default="default", help="'default', a Hugging Face id or folder")
     train.add_argument("--method", default=TrainConfig.method, choices=METHODS)
-    train.add_argument("--epochs", type=float, default=TrainConfig.epochs)
+    train.add_argument(
+        "--epochs", type=float, default=TrainConfig.epochs, help=f"default: {AUTO_EPOCHS_NOTE}"
+    )
     train.add_argument("--time-budget", type=float, help="minutes; stops at the best checkpoint")
     train.add_argument("--learning-rate", type=float)
     train.add_argument(

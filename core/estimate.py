@@ -93,7 +93,7 @@ def table_seconds(
     seconds = n_tickets * scale / CPU_EMBED_PER_SECOND
     if config.method != "quick":
         n_train = n_tickets * (1 - config.validation_fraction - config.test_fraction)
-        passes = config.epochs if epochs is None else epochs
+        passes = config.for_training_set(int(n_train)).epochs if epochs is None else epochs
         seconds += n_train * passes * scale / CPU_TICKETS_PER_SECOND[config.method]
     if _on_gpu(config):
         seconds /= GPU_SPEEDUP
@@ -144,7 +144,8 @@ def record_finished_run(run: Any, config: TrainConfig, metrics: dict, total_seco
     n_train = sizes.get("train", 0)
     epochs_done = None
     if config.method != "quick" and training.get("steps") and n_train:
-        epochs_done = min(config.epochs, training["steps"] * config.batch_size / n_train)
+        resolved = config.for_training_set(n_train)  # automatic batch size and epochs
+        epochs_done = min(resolved.epochs, training["steps"] * resolved.batch_size / n_train)
     with contextlib.suppress(OSError):
         record_run_speed(
             Path(run.path).parent,

@@ -93,6 +93,7 @@ def execute(
     metrics["training"]["processes"] = processes  # [distributed]
     if config.method != "quick":
         metrics["training"]["batch_size"] = config.batch_size
+        metrics["training"]["epochs"] = config.epochs
         metrics["training"]["learning_rate"] = config.effective_learning_rate
     run.write_json("metrics.json", metrics)
     shutil.rmtree(checkpoint, ignore_errors=True)  # finished: nothing left to resume

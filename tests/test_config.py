@@ -5,9 +5,11 @@ import json
 import pytest
 
 from core.config import (
+    DEFAULT_EPOCHS,
     LARGE_BATCH,
     LARGE_BATCH_FROM_TICKETS,
     LARGE_BATCH_LEARNING_RATE,
+    LARGE_SET_EPOCHS,
     METHOD_DESCRIPTIONS,
     METHODS,
     SMALL_BATCH,
@@ -40,6 +42,23 @@ def test_the_automatic_batch_size_depends_on_the_method_and_the_training_set():
     by_hand = TrainConfig(learning_rate=3e-5).for_training_set(50_000)
     assert (by_hand.batch_size, by_hand.effective_learning_rate) == (LARGE_BATCH, 3e-5)
     assert TrainConfig(batch_size=16).for_training_set(50_000).batch_size == 16
+
+
+def test_the_automatic_epoch_count_depends_on_the_method_and_the_training_set():
+    """Large sets train the default method LARGE_SET_EPOCHS passes (a third moved validation by
+    less than the seeds' spread, at half as much time again); small sets and other methods
+    keep DEFAULT_EPOCHS; epochs set by hand stay, also next to an automatic batch size."""
+    assert TrainConfig().epochs is None
+    assert TrainConfig().for_training_set(LARGE_BATCH_FROM_TICKETS).epochs == LARGE_SET_EPOCHS
+    assert TrainConfig().for_training_set(LARGE_BATCH_FROM_TICKETS - 1).epochs == DEFAULT_EPOCHS
+    assert TrainConfig(method="lora").for_training_set(50_000).epochs == DEFAULT_EPOCHS
+    by_hand = TrainConfig(epochs=5).for_training_set(50_000)
+    assert (by_hand.epochs, by_hand.batch_size) == (5, LARGE_BATCH)
+    fixed_batch = TrainConfig(batch_size=16).for_training_set(50_000)
+    assert (fixed_batch.epochs, fixed_batch.batch_size) == (LARGE_SET_EPOCHS, 16)
+    assert LARGE_SET_EPOCHS < DEFAULT_EPOCHS
+    saved = TrainConfig.from_dict(TrainConfig().to_dict())
+    assert saved.epochs is None  # a retrain decides again for its own training set
 
 
 def test_round_trip_through_json():

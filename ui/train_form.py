@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.config import AUTO_BATCH_NOTE, MAX_MODEL_LENGTH, TrainConfig, learning_rate_note
+from core.config import (
+    AUTO_BATCH_NOTE,
+    AUTO_EPOCHS_NOTE,
+    MAX_MODEL_LENGTH,
+    TrainConfig,
+    learning_rate_note,
+)
 from core.methods import ADVERSARIAL_GIST, METHOD_FACTS, METHODS
 
 BUILTIN = "Built-in: all-MiniLM-L6-v2 (works offline)"
@@ -49,10 +55,11 @@ def advanced(method: str) -> dict:
                 "Epochs (passes over the tickets)",
                 0.1,
                 100.0,
-                float(DEFAULTS.epochs),
+                DEFAULTS.epochs,
                 0.5,
                 key="train_epochs",
                 **KEEP,
+                placeholder=AUTO_EPOCHS_NOTE,
             ),
             "learning_rate": b.number_input(
                 "Learning rate",
