@@ -35,10 +35,10 @@ AUTO_BATCH_NOTE = (
 #: Passes over the training tickets on automatic (``epochs=None``). On the large sets that take
 #: LARGE_BATCH, the default method makes LARGE_SET_EPOCHS passes: over 3 seeds on both CLINC150
 #: label schemes, a third pass moved the best validation macro-F1 by +0.02 (intent) and +0.33
-#: (domain) points, within the seeds' spread, and cost half as much time again (205 s against
-#: 145 s on a 2-core AVX-512 CPU; 626 s against 396 s on an AVX2 one; bench/RESULTS.md,
-#: session 10). Smaller sets, where a pass takes seconds, and the other methods keep
-#: DEFAULT_EPOCHS, which at 10 tickets per label tested 0.3 points higher.
+#: (domain) points, within the seeds' spread, for 40-60% more time (205 s against 145 s on a
+#: 2-core AVX-512 CPU; 626 s against 396 s on an AVX2 one; bench/RESULTS.md, session 10).
+#: Smaller sets, where a pass takes seconds, and the other methods keep DEFAULT_EPOCHS, which
+#: at 10 tickets per label tested 0.3 points higher.
 DEFAULT_EPOCHS = 3.0
 LARGE_SET_EPOCHS = 2.0
 AUTO_EPOCHS_NOTE = (

@@ -46,7 +46,7 @@ def test_the_automatic_batch_size_depends_on_the_method_and_the_training_set():
 
 def test_the_automatic_epoch_count_depends_on_the_method_and_the_training_set():
     """Large sets train the default method LARGE_SET_EPOCHS passes (a third moved validation by
-    less than the seeds' spread, at half as much time again); small sets and other methods
+    less than the seeds' spread, for 40-60% more time); small sets and other methods
     keep DEFAULT_EPOCHS; epochs set by hand stay, also next to an automatic batch size."""
     assert TrainConfig().epochs is None
     assert TrainConfig().for_training_set(LARGE_BATCH_FROM_TICKETS).epochs == LARGE_SET_EPOCHS
