@@ -28,6 +28,7 @@ from core import atomic
 from core.device import Placement
 from core.errors import ConfigError, JobCancelledError
 from core.model_files import check_model_folder, verify_embedded_weights
+from core.reading import length_sorted_batches, use_reading_attention
 from core.serialization import from_known_fields
 
 DEFAULT_MODEL = "default"
@@ -213,6 +214,7 @@ def for_reading(model: TicketClassifier, placement: Placement, *, copy: bool) ->
 
     reader = copying.deepcopy(model) if copy else model
     reader.encoder.to(torch.bfloat16)
+    use_reading_attention(reader.encoder)
     return reader.eval()
 
 
@@ -230,29 +232,32 @@ def run_in_batches(
 ) -> np.ndarray:
     """Apply ``fn`` to tokenised texts in length-sorted batches; rows come back in input order.
 
-    Sorting by length means each batch is padded only to its own longest ticket. ``autocast``
-    False: the weights are already in their reading precision (``for_reading``).
+    Sorting by length means each batch is padded only to its own longest ticket; long tickets
+    go fewer at a time (``core.reading.length_sorted_batches``: at most ``batch_size`` tickets
+    and ``READING_TOKENS_PER_BATCH`` tokens a batch). ``autocast`` False: the weights are
+    already in their reading precision (``for_reading``).
     """
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
-    lengths = np.array([len(ids) for ids in encoded["input_ids"]])
-    order = np.argsort(lengths, kind="stable")
+    lengths = [len(ids) for ids in encoded["input_ids"]]
+    batches = length_sorted_batches(lengths, batch_size)
     outputs: list[np.ndarray] = []
+    done = 0
     mixed = placement.autocast() if autocast else contextlib.nullcontext()
     with torch.inference_mode(), mixed:
-        for start in range(0, len(order), batch_size):
+        for idx in batches:
             if cancel is not None and cancel.is_set():
                 raise JobCancelledError()
-            idx = order[start : start + batch_size]
             features = [{k: encoded[k][i] for k in encoded} for i in idx]
             batch = tokenizer.pad(features, return_tensors="pt")
             batch = {k: v.to(placement.device) for k, v in batch.items()}
             outputs.append(fn(batch).float().cpu().numpy())
+            done += len(idx)
             if on_batch is not None:
-                on_batch(min(start + batch_size, len(order)), len(order))
+                on_batch(done, len(lengths))
     if not outputs:
         return np.zeros((0, 0), dtype=np.float32)
-    result = np.empty((len(order), outputs[0].shape[1]), dtype=np.float32)
-    result[order] = np.concatenate(outputs)
+    result = np.empty((len(lengths), outputs[0].shape[1]), dtype=np.float32)
+    result[np.concatenate(batches)] = np.concatenate(outputs)
     return result
 
 

@@ -286,24 +286,28 @@ class OnnxEngine:
     embed = predict_proba
 
     def _run(self, texts, *, batch_size, on_batch, cancel) -> np.ndarray:
-        """Length-sorted batches padded to their own longest text; rows in input order."""
+        """Length-sorted batches padded to their own longest text, long texts fewer at a time
+        (``core.reading.length_sorted_batches``); rows in input order."""
         from core.errors import JobCancelledError
+        from core.reading import length_sorted_batches
 
         texts = [str(t) if t is not None else "" for t in texts]
         width = self.session.get_outputs()[0].shape[-1]
         if not texts:
             return np.zeros((0, width if isinstance(width, int) else 0), dtype=np.float32)
         encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
-        order = np.argsort([len(ids) for ids in encoded], kind="stable")
+        batches = length_sorted_batches([len(ids) for ids in encoded], batch_size)
         outputs = []
-        for start in range(0, len(order), batch_size):
+        done = 0
+        for idx in batches:
             if cancel is not None and cancel.is_set():
                 raise JobCancelledError()
-            outputs.append(self._batch([encoded[i] for i in order[start : start + batch_size]]))
+            outputs.append(self._batch([encoded[i] for i in idx]))
+            done += len(idx)
             if on_batch is not None:
-                on_batch(min(start + batch_size, len(order)), len(order))
-        result = np.empty((len(order), outputs[0].shape[1]), dtype=np.float32)
-        result[order] = np.concatenate(outputs)
+                on_batch(done, len(encoded))
+        result = np.empty((len(encoded), outputs[0].shape[1]), dtype=np.float32)
+        result[np.concatenate(batches)] = np.concatenate(outputs)
         return result
 
     def _batch(self, ids: list[list[int]]) -> np.ndarray:

@@ -1,0 +1,102 @@
+"""How the CPU reads tickets fast: batches sized by tokens, plain attention for short batches.
+
+Two facts measured on the encoder's own shapes (``bench/RESULTS.md``, "Session 11"):
+
+* **Batches by token count.** A batch of 128 long tickets is slower per ticket than a batch of
+  16: at 128 tokens the bf16 encoder read ~200 tickets/s in batches of 128 and ~290 in batches
+  of 16 (fp32: 75–80 against ~90); at 64 tokens 480–560 against 650 in batches of 32. Around
+  2,000 tokens per batch keeps the activations in the CPU's caches. Short tickets (CLINC150's
+  11.5 tokens) still go 128 at a time.
+* **Plain attention for short batches in bf16.** torch's fused attention kernel is built for
+  long sequences; for a batch padded to 12 tokens it took 30% of the bf16 encoder's time, and
+  the same arithmetic as plain matrix products read 2,997 tickets/s against 2,030 (24 tokens:
+  1,622 against 1,353). From 32 tokens the fused kernel is as fast or faster, so
+  ``reading_attention`` uses it there, unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # torch is imported where it is used: core.onnx_engine batches without it
+    import torch
+    from torch import nn
+
+#: Most tokens (tickets × padded length) in one reading batch; see the module docstring.
+READING_TOKENS_PER_BATCH = 2048
+#: Batches padded to at most this many tokens use plain attention when read in bf16.
+PLAIN_ATTENTION_UP_TO_TOKENS = 24
+#: The name ``reading_attention`` is registered under with transformers.
+READING_ATTENTION = "tickettune_reading"
+
+
+def length_sorted_batches(
+    lengths: Sequence[int],
+    max_tickets: int,
+    max_tokens: int = READING_TOKENS_PER_BATCH,
+) -> list[np.ndarray]:
+    """Indices of the tickets in batches, shortest first, each padded only to its own longest
+    ticket: at most ``max_tickets`` tickets and ``max_tokens`` padded tokens a batch (a single
+    ticket longer than that still gets a batch of its own)."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    ordered = np.asarray(lengths)[order]
+    batches: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        end = start + 1
+        # Lengths ascend, so the batch is padded to the length of its last ticket.
+        while (
+            end < len(order)
+            and end - start < max_tickets
+            and (end - start + 1) * int(ordered[end]) <= max_tokens
+        ):
+            end += 1
+        batches.append(order[start:end])
+        start = end
+    return batches
+
+
+def reading_attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
+    """Attention for reading (never training): plain matrix products up to
+    ``PLAIN_ATTENTION_UP_TO_TOKENS``, torch's fused kernel (transformers' ``sdpa``) above.
+    ``attention_mask`` is transformers' boolean ``sdpa`` mask (True: attend) or None."""
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if key.shape[-2] > PLAIN_ATTENTION_UP_TO_TOKENS or module.training:
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
+    scale = query.shape[-1] ** -0.5 if scaling is None else scaling
+    weights = torch.matmul(query, key.transpose(2, 3)) * scale
+    if attention_mask is not None:
+        weights = weights.masked_fill(~attention_mask, torch.finfo(weights.dtype).min)
+    weights = torch.softmax(weights, dim=-1)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), None
+
+
+def use_reading_attention(encoder: nn.Module) -> bool:
+    """Switch a transformers encoder to ``reading_attention``; False where the architecture
+    does not take a registered attention function (it keeps its own)."""
+    from transformers import AttentionInterface, AttentionMaskInterface
+    from transformers.masking_utils import sdpa_mask
+
+    AttentionInterface.register(READING_ATTENTION, reading_attention)
+    AttentionMaskInterface.register(READING_ATTENTION, sdpa_mask)
+    try:
+        encoder.set_attn_implementation(READING_ATTENTION)
+    except (AttributeError, ValueError, NotImplementedError):
+        return False
+    return getattr(encoder.config, "_attn_implementation", None) == READING_ATTENTION
