@@ -232,9 +232,9 @@ def run_in_batches(
 ) -> np.ndarray:
     """Apply ``fn`` to tokenised texts in length-sorted batches; rows come back in input order.
 
-    Sorting by length means each batch is padded only to its own longest ticket; long tickets
-    go fewer at a time (``core.reading.length_sorted_batches``: at most ``batch_size`` tickets
-    and ``READING_TOKENS_PER_BATCH`` tokens a batch). ``autocast`` False: the weights are
+    Sorting by length means each batch is padded only to its own longest ticket
+    (``core.reading.length_sorted_batches``: at most ``batch_size`` tickets and
+    ``READING_TOKENS_PER_BATCH`` tokens a batch). ``autocast`` False: the weights are
     already in their reading precision (``for_reading``).
     """
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)

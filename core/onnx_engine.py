@@ -286,8 +286,8 @@ class OnnxEngine:
     embed = predict_proba
 
     def _run(self, texts, *, batch_size, on_batch, cancel) -> np.ndarray:
-        """Length-sorted batches padded to their own longest text, long texts fewer at a time
-        (``core.reading.length_sorted_batches``); rows in input order."""
+        """Length-sorted batches padded to their own longest text, the same batches as torch
+        reads (``core.reading.length_sorted_batches``); rows in input order."""
         from core.errors import JobCancelledError
         from core.reading import length_sorted_batches
 

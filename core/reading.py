@@ -1,12 +1,11 @@
-"""How the CPU reads tickets fast: batches sized by tokens, plain attention for short batches.
+"""How the CPU reads tickets fast: length-sorted batches, plain attention for short ones.
 
-Two facts measured on the encoder's own shapes (``bench/RESULTS.md``, "Session 11"):
-
-* **Batches by token count.** A batch of 128 long tickets is slower per ticket than a batch of
-  16: at 128 tokens the bf16 encoder read ~200 tickets/s in batches of 128 and ~290 in batches
-  of 16 (fp32: 75–80 against ~90); at 64 tokens 480–560 against 650 in batches of 32. Around
-  2,000 tokens per batch keeps the activations in the CPU's caches. Short tickets (CLINC150's
-  11.5 tokens) still go 128 at a time.
+* **Length-sorted batches with a token cap.** Each batch is padded only to its own longest
+  ticket. At most 128 tickets go together, and at most ``READING_TOKENS_PER_BATCH`` padded
+  tokens (128 tickets of 128 tokens), so a model read at 512 tokens does not hold four times
+  the activations of one read at 128. A tighter cap was measured and rejected: 2,048 tokens
+  read random 128-token batches 40% faster on the bare encoder, but real tickets of 20–103
+  tokens 15% slower through the scoring path (``bench/RESULTS.md``, "Session 11").
 * **Plain attention for short batches in bf16.** torch's fused attention kernel is built for
   long sequences; for a batch padded to 12 tokens it took 30% of the bf16 encoder's time, and
   the same arithmetic as plain matrix products read 2,997 tickets/s against 2,030 (24 tokens:
@@ -26,7 +25,7 @@ if TYPE_CHECKING:  # torch is imported where it is used: core.onnx_engine batche
     from torch import nn
 
 #: Most tokens (tickets × padded length) in one reading batch; see the module docstring.
-READING_TOKENS_PER_BATCH = 2048
+READING_TOKENS_PER_BATCH = 128 * 128
 #: Batches padded to at most this many tokens use plain attention when read in bf16.
 PLAIN_ATTENTION_UP_TO_TOKENS = 24
 #: The name ``reading_attention`` is registered under with transformers.

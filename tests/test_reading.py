@@ -31,12 +31,14 @@ def test_batches_cover_every_ticket_once_shortest_first_within_both_limits():
     assert batches[-1].tolist() == [len(lengths) - 1]
 
 
-def test_long_tickets_go_fewer_at_a_time_than_short_ones():
-    """Short tickets fill max_tickets; 128-token tickets get 2,048 // 128 = 16 a batch."""
+def test_tickets_up_to_128_tokens_fill_the_batch_and_longer_ones_are_capped():
+    """128 tickets a batch up to 128 tokens (as before the cap); 512-token tickets go 32 at a
+    time, so a batch holds no more tokens than 128 tickets of 128."""
     short = length_sorted_batches([12] * 300, max_tickets=128)
-    long = length_sorted_batches([128] * 300, max_tickets=128)
-    assert [len(b) for b in short] == [128, 128, 44]
-    assert {len(b) for b in long[:-1]} == {16}
+    at_128 = length_sorted_batches([128] * 300, max_tickets=128)
+    at_512 = length_sorted_batches([512] * 300, max_tickets=128)
+    assert [len(b) for b in short] == [len(b) for b in at_128] == [128, 128, 44]
+    assert {len(b) for b in at_512[:-1]} == {32}
     assert length_sorted_batches([], max_tickets=128) == []
 
 
