@@ -1,4 +1,5 @@
-"""core.reading: token-sized reading batches and the attention used to read short batches."""
+"""core.reading: length-sorted reading batches with a token cap, and the attention used to read
+short batches in bf16."""
 
 from __future__ import annotations
 
