@@ -8,7 +8,7 @@ import streamlit as st
 
 from ui.auth import account_menu, gate_page
 from ui.job_view import sidebar_badge
-from ui.state import sync_query_params, warm_up_engine
+from ui.state import sync_query_params, wait_for_engine_warm_up, warm_up_engine
 
 st.set_page_config(page_title="TicketTune", page_icon="🎫", layout="wide")
 
@@ -32,6 +32,7 @@ page = st.navigation(PAGES)
 sync_query_params()
 account_menu()
 sidebar_badge()
+wait_for_engine_warm_up()
 try:
     page.run()
 finally:  # after the first page is drawn: the model libraries load while the analyst reads

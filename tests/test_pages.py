@@ -945,3 +945,20 @@ def test_try_it_answers_while_another_analysts_training_runs(with_trained_run, t
     finally:
         jobs.cancel(busy)
         jobs.wait(busy, timeout=60)
+
+
+def test_a_page_runs_only_after_the_engine_warm_up_import(monkeypatch):
+    """app.py waits for the warm-up thread before running a page: a page that imported
+    transformers while the warm-up did failed with "cannot import name 'AutoConfig'"."""
+    import threading
+
+    from ui import state
+
+    release, order = threading.Event(), []
+    warm_up = threading.Thread(target=lambda: (release.wait(10), order.append("warm-up done")))
+    monkeypatch.setattr(state, "_WARM_UPS", [warm_up])
+    warm_up.start()
+    threading.Timer(0.3, release.set).start()
+    state.wait_for_engine_warm_up()
+    order.append("page runs")
+    assert order == ["warm-up done", "page runs"]

@@ -66,14 +66,29 @@ def _import_engine() -> None:
     gc.freeze()
 
 
+_WARM_UPS: list[threading.Thread] = []
+
+
+def wait_for_engine_warm_up() -> None:
+    """Let a page run only once the warm-up import has finished (at most its remaining few
+    seconds, in a server's first moments). transformers' lazily filled top-level module is not
+    safe to import from two threads at once: a page opened during the warm-up failed with
+    "cannot import name 'AutoConfig' from 'transformers'"."""
+    for thread in _WARM_UPS:
+        if thread.is_alive():
+            with st.spinner("Loading the model libraries (once after the app starts)…"):
+                thread.join()
+
+
 @st.cache_resource(show_spinner=False)
 def warm_up_engine() -> threading.Thread:
     """Import the model libraries once per server, in the background, after the first page.
 
     The first page then shows within a few seconds, and by the time the analyst starts a
     training or opens a model, torch and transformers are (mostly) loaded; a page that needs
-    them sooner simply waits for the import to finish."""
+    them sooner waits for the import to finish (``wait_for_engine_warm_up``)."""
     thread = threading.Thread(target=_import_engine, name="tickettune-warm-up", daemon=True)
+    _WARM_UPS.append(thread)
     thread.start()
     return thread
 
