@@ -12,7 +12,7 @@ import importlib.util
 import json
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,14 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokeniz
 
 from core import atomic
 from core.device import Placement
-from core.errors import ConfigError, JobCancelledError
+from core.errors import ConfigError
 from core.model_files import check_model_folder, verify_embedded_weights
-from core.reading import length_sorted_batches, use_reading_attention
+from core.reading import (
+    concurrent_readers,
+    in_order_on_threads,
+    length_sorted_batches,
+    use_reading_attention,
+)
 from core.serialization import from_known_fields
 
 DEFAULT_MODEL = "default"
@@ -240,20 +245,27 @@ def run_in_batches(
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
     lengths = [len(ids) for ids in encoded["input_ids"]]
     batches = length_sorted_batches(lengths, batch_size)
-    outputs: list[np.ndarray] = []
-    done = 0
-    mixed = placement.autocast() if autocast else contextlib.nullcontext()
-    with torch.inference_mode(), mixed:
-        for idx in batches:
-            if cancel is not None and cancel.is_set():
-                raise JobCancelledError()
+    mixed = placement.autocast if autocast else contextlib.nullcontext
+    # Without autocast on a CPU that reads in bf16 the weights are bf16: read two at a time.
+    readers = concurrent_readers(placement, bf16_weights=not autocast and placement.reads_in_bf16)
+
+    def padded() -> Iterator[dict[str, torch.Tensor]]:
+        for idx in batches:  # in the calling thread: the tokenizer is not shared with readers
             features = [{k: encoded[k][i] for k in encoded} for i in idx]
             batch = tokenizer.pad(features, return_tensors="pt")
-            batch = {k: v.to(placement.device) for k, v in batch.items()}
-            outputs.append(fn(batch).float().cpu().numpy())
-            done += len(idx)
-            if on_batch is not None:
-                on_batch(done, len(lengths))
+            yield {k: v.to(placement.device) for k, v in batch.items()}
+
+    def read(batch: dict[str, torch.Tensor]) -> np.ndarray:
+        with torch.inference_mode(), mixed():  # both are per thread
+            return fn(batch).float().cpu().numpy()
+
+    outputs: list[np.ndarray] = []
+    done = 0
+    for output in in_order_on_threads(read, padded(), threads=readers, cancel=cancel):
+        outputs.append(output)
+        done += len(output)
+        if on_batch is not None:
+            on_batch(done, len(lengths))
     if not outputs:
         return np.zeros((0, 0), dtype=np.float32)
     result = np.empty((len(lengths), outputs[0].shape[1]), dtype=np.float32)

@@ -2,7 +2,8 @@
 
 Call ``configure_process()`` first thing in every entry point (``app.py``, ``python -m core``,
 the bench scripts), before anything imports torch: OpenMP, MKL and oneDNN read these
-variables once, when they start. This module must not import torch.
+variables once, when they start. So this module must not import torch when it is imported
+(its per-thread helpers import it when they are called).
 
 Why PASSIVE waiting: torch's OpenMP threads spin at the end of every parallel region waiting
 for their siblings. When another CPU-bound process shares the cores, a spinning thread burns
@@ -17,6 +18,9 @@ ONNX Runtime has no such switch: it always uses the best instructions the CPU ha
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import glob
 import os
 import threading
 from collections.abc import Callable, MutableMapping
@@ -106,6 +110,46 @@ def compute_threads() -> int:
     logical = os.cpu_count() or usable
     per_core = max(1, logical // max(1, physical))
     return max(1, min(usable, max(1, usable // per_core)))
+
+
+@functools.cache
+def _omp_set_num_threads() -> Callable[[int], None] | None:
+    """OpenMP's own ``omp_set_num_threads`` from the runtime torch loaded, or None."""
+    import torch
+
+    candidates = [None]  # the process's global symbols: Linux wheels load libgomp there
+    libs = os.path.join(os.path.dirname(torch.__file__), "lib")
+    candidates += sorted(glob.glob(os.path.join(libs, "lib*omp*")))
+    for candidate in candidates:
+        try:
+            return ctypes.CDLL(candidate).omp_set_num_threads
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+def can_set_math_threads_per_thread() -> bool:
+    """True when ``use_one_math_thread`` works here (torch on an OpenMP runtime we can reach)."""
+    return _omp_set_num_threads() is not None
+
+
+def use_one_math_thread() -> bool:
+    """Make torch's operations in the calling thread run on one OpenMP thread; others keep theirs.
+
+    ``torch.set_num_threads`` cannot do this: besides the calling thread it changes the count
+    every thread started later begins with (a training job started afterwards would run on one
+    core). OpenMP's own setting is per thread. torch's lazy per-thread set-up runs first, so it
+    does not overwrite the setting on the thread's first operation. False where the OpenMP
+    runtime could not be found; the thread then keeps torch's count.
+    """
+    import torch
+
+    setter = _omp_set_num_threads()
+    if setter is None:
+        return False
+    torch.get_num_threads()  # runs torch's per-thread initialisation now
+    setter(1)
+    return torch.get_num_threads() == 1
 
 
 def in_background(work: Callable[[], T], *, name: str) -> Future:
