@@ -198,7 +198,18 @@ def _maxrss_to_mb(maxrss: int) -> float:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (ru_maxrss), in MB."""
+    """Peak resident memory of this process so far, in MB.
+
+    Linux's VmHWM counts only this program's own memory; ru_maxrss (the fallback elsewhere)
+    also carries the high-water mark of the process it was started from (see ``run_child``).
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) * 1024 / 1e6, 1)
+    except OSError:
+        pass
     return _maxrss_to_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
@@ -211,35 +222,58 @@ class ChildResult:
     peak_rss_mb: float
 
 
+#: Starts ``python ARGV``, waits for it and prints its exit status and ru_maxrss as a last line.
+#: Linux records the high-water mark of the address space a process is exec'd from into its
+#: ru_maxrss, so a child started straight from a large bench parent would report the parent's
+#: peak when that is higher (measured: a 400 MB parent, ``python -c pass`` "used" 413 MB).
+#: Started from this small launcher, the figure is the child's own.
+_LAUNCHER = """
+import json, os, subprocess, sys
+proc = subprocess.Popen(sys.argv[1:])
+_pid, status, usage = os.wait4(proc.pid, 0)
+sys.stdout.flush()
+print(json.dumps({"launcher": {"status": status, "maxrss": usage.ru_maxrss}}), flush=True)
+"""
+
+
 def run_child(argv: Sequence[str], *, what: str) -> ChildResult:
     """Run ``python ARGV`` from the repo root in a fresh process and read its last JSON line.
 
-    The child's stderr (progress) passes through. Its peak RSS comes from ``os.wait4`` for that
-    one process, so phases measured this way never mix their memory peaks.
+    The child's stderr (progress) passes through. Its peak RSS is that one process's own
+    ru_maxrss (from ``os.wait4`` in a small launcher, ``_LAUNCHER``), so phases measured this
+    way never mix their memory peaks, nor this process's.
     """
     command = [sys.executable, *argv]
     print(f"[bench] {what}: python {' '.join(command[1:])}", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _LAUNCHER, *command],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # Ctrl-C here must stop the child too: see below
+    )
     try:
-        assert proc.stdout is not None
-        stdout = proc.stdout.read()  # read to EOF without reaping: os.wait4 must do that
-        _pid, status, usage = os.wait4(proc.pid, 0)
+        stdout, _ = proc.communicate()
     except BaseException:  # Ctrl-C: do not leave the child training on its own
-        proc.kill()
+        os.killpg(proc.pid, 9)
         proc.wait()
         raise
-    proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - started
     lines = [line for line in stdout.splitlines() if line.strip()]
-    if proc.returncode != 0 or not lines:
+    try:
+        report = json.loads(lines.pop())["launcher"]
+    except (IndexError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise RuntimeError(f"{what}: the launcher did not report (exit {proc.returncode})") from exc
+    returncode = os.waitstatus_to_exitcode(report["status"])
+    if returncode != 0 or not lines:
         tail = "\n".join(lines[-5:])
-        raise RuntimeError(f"{what} failed (exit code {proc.returncode}). Last output:\n{tail}")
+        raise RuntimeError(f"{what} failed (exit code {returncode}). Last output:\n{tail}")
     try:
         payload = json.loads(lines[-1])
     except json.JSONDecodeError as exc:
         raise RuntimeError(f"{what}: the last output line is not JSON: {lines[-1][:200]}") from exc
-    return ChildResult(payload, wall, _maxrss_to_mb(usage.ru_maxrss))
+    return ChildResult(payload, wall, _maxrss_to_mb(report["maxrss"]))
 
 
 def train_with_cli(
