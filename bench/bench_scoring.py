@@ -85,6 +85,7 @@ def load_predictor(run: Path, variant: str) -> Predictor:
             quantized_copy(predictor.onnx.path),
             predictor.tokenizer,
             max_length=predictor.meta.max_length,
+            for_batches=True,  # as the app's engine for batches
         )
     return predictor
 

@@ -170,7 +170,7 @@ class Predictor:
             threshold = Run(folder).automation_threshold()
         onnx = None
         if use_onnx(placement, engine):
-            onnx = open_engine(folder, tokenizer, max_length=meta.max_length)
+            onnx = open_engine(folder, tokenizer, max_length=meta.max_length, for_batches=True)
         if onnx is None:  # torch scores: with bf16 weights where the CPU has fast bf16
             model = for_reading(model, placement, copy=False)
         predictor = cls(model, tokenizer, meta, placement, threshold, onnx)

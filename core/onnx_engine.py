@@ -117,10 +117,18 @@ def ensure_onnx(model_dir: str | os.PathLike) -> Path | None:
     return export_onnx(folder)
 
 
-def open_engine(model_dir: str | os.PathLike, tokenizer, *, max_length: int, export: bool = True):
+def open_engine(
+    model_dir: str | os.PathLike,
+    tokenizer,
+    *,
+    max_length: int,
+    export: bool = True,
+    for_batches: bool = False,
+):
     """The run's ONNX engine (exporting once if needed), or None: then torch scores.
 
-    ``export=False`` opens only an export the run already has. A stored file ONNX Runtime
+    ``export=False`` opens only an export the run already has; ``for_batches``: see
+    ``OnnxEngine``. A stored file ONNX Runtime
     cannot open (truncated, from an incompatible version) is treated like a failed export, not
     an error for the analyst.
     """
@@ -132,7 +140,7 @@ def open_engine(model_dir: str | os.PathLike, tokenizer, *, max_length: int, exp
     if path is None:
         return None
     try:
-        return OnnxEngine(path, tokenizer, max_length=max_length)
+        return OnnxEngine(path, tokenizer, max_length=max_length, for_batches=for_batches)
     except Exception as exc:  # onnxruntime raises its own exception types
         log.warning("ONNX Runtime could not open %s, scoring stays on torch: %s", path, exc)
         return None
@@ -174,7 +182,7 @@ def encoder_engine(source: str, cache_dir: str | os.PathLike, *, max_length: int
     target = Path(cache_dir) / key / ENCODER_ONNX_FILE
     if not target.is_file() and export_encoder_onnx(source, target) is None:
         return None
-    return OnnxEngine(target, load_tokenizer(source), max_length=max_length)
+    return OnnxEngine(target, load_tokenizer(source), max_length=max_length, for_batches=True)
 
 
 def _export(graph, target: Path) -> None:
@@ -251,13 +259,32 @@ class OnnxEngine:
     ``embed`` returns the rows of an encoder export (same batching). Thread-safe.
     """
 
-    def __init__(self, path: str | os.PathLike, tokenizer, *, max_length: int) -> None:
-        import onnxruntime as ort
-
+    def __init__(
+        self, path: str | os.PathLike, tokenizer, *, max_length: int, for_batches: bool = False
+    ) -> None:
+        """``for_batches``: the engine reads files (batch scoring, the quick model's embedding
+        pass), so each call runs on one thread and several batches are read at once, one per
+        core. On a CPU shared with another busy process, one call on two threads waits at every
+        operation for the thread that lost its core; two one-thread calls never wait for each
+        other: next to one CPU-bound process they read 480-494 tickets/s against 373-401, at the
+        same quiet speed (664-695 against 678-709; bench/RESULTS.md, session 14). Otherwise
+        (single tickets only: the try-it box where torch reads the batches) one call uses every
+        core, which answers one ticket sooner (4.7 against 5.8 ms p50)."""
         from core.threads import compute_threads
 
+        threads = compute_threads()
+        self.path = Path(path)
+        self.concurrent_calls = threads if for_batches else 1
+        self.session = self._session(1 if for_batches else threads)
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self._lock = threading.Lock()
+
+    def _session(self, threads: int):
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
-        options.intra_op_num_threads = compute_threads()
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -265,11 +292,7 @@ class OnnxEngine:
         # training and other users for a few percent of speed on a quiet one.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        self.path = Path(path)
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.tokenizer = tokenizer
-        self.max_length = max_length
-        self._lock = threading.Lock()
+        return ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
 
     def predict_proba(
         self,
@@ -288,8 +311,7 @@ class OnnxEngine:
     def _run(self, texts, *, batch_size, on_batch, cancel) -> np.ndarray:
         """Length-sorted batches padded to their own longest text, the same batches as torch
         reads (``core.reading.length_sorted_batches``); rows in input order."""
-        from core.errors import JobCancelledError
-        from core.reading import length_sorted_batches
+        from core.reading import in_order_on_threads, length_sorted_batches
 
         texts = [str(t) if t is not None else "" for t in texts]
         width = self.session.get_outputs()[0].shape[-1]
@@ -297,20 +319,29 @@ class OnnxEngine:
             return np.zeros((0, width if isinstance(width, int) else 0), dtype=np.float32)
         encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
         batches = length_sorted_batches([len(ids) for ids in encoded], batch_size)
+        feeds = (self._feed([encoded[i] for i in idx]) for idx in batches)  # in this thread
+        if len(batches) > 1 and self.concurrent_calls > 1:
+            outputs_in_order = in_order_on_threads(
+                lambda feed: self.session.run(None, feed)[0],  # thread-safe: one thread a call
+                feeds,
+                threads=self.concurrent_calls,
+                cancel=cancel,
+                one_math_thread=False,  # the session has one thread; torch is not involved
+            )
+        else:
+            outputs_in_order = (self._run_locked(feed, cancel) for feed in feeds)
         outputs = []
         done = 0
-        for idx in batches:
-            if cancel is not None and cancel.is_set():
-                raise JobCancelledError()
-            outputs.append(self._batch([encoded[i] for i in idx]))
-            done += len(idx)
+        for out in outputs_in_order:
+            outputs.append(out.astype(np.float32, copy=False))
+            done += len(out)
             if on_batch is not None:
                 on_batch(done, len(encoded))
         result = np.empty((len(encoded), outputs[0].shape[1]), dtype=np.float32)
         result[np.concatenate(batches)] = np.concatenate(outputs)
         return result
 
-    def _batch(self, ids: list[list[int]]) -> np.ndarray:
+    def _feed(self, ids: list[list[int]]) -> dict[str, np.ndarray]:
         length = max(len(row) for row in ids)
         pad = self.tokenizer.pad_token_id or 0
         input_ids = np.full((len(ids), length), pad, dtype=np.int64)
@@ -318,6 +349,13 @@ class OnnxEngine:
         for i, row in enumerate(ids):
             input_ids[i, : len(row)] = row
             mask[i, : len(row)] = 1
+        return {"input_ids": input_ids, "attention_mask": mask}
+
+    def _run_locked(self, feed: dict[str, np.ndarray], cancel) -> np.ndarray:
+        from core.errors import JobCancelledError
+
+        if cancel is not None and cancel.is_set():
+            raise JobCancelledError()
         with self._lock:
-            (out,) = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})
-        return out.astype(np.float32, copy=False)
+            (out,) = self.session.run(None, feed)
+        return out

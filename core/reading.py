@@ -95,12 +95,14 @@ def in_order_on_threads(
     *,
     threads: int,
     cancel: threading.Event | None = None,
+    one_math_thread: bool = True,
 ) -> Iterator[Result]:
     """``work(item)`` for each item, yielded in the items' order, computed on ``threads``
-    threads of one math thread each (``core.threads.use_one_math_thread``); ``threads`` 1: in
-    the calling thread. ``items`` is drawn in the calling thread, at most one item ahead of the
-    threads. ``cancel``: stop before the next item (``JobCancelledError``); items already
-    being read finish first. An exception in ``work`` is raised here."""
+    threads, each of one torch math thread (``core.threads.use_one_math_thread``) unless
+    ``one_math_thread`` is False; ``threads`` 1: in the calling thread. ``items`` is drawn in
+    the calling thread, at most one item ahead of the threads. ``cancel``: stop before the next
+    item (``JobCancelledError``); items already being read finish first. An exception in
+    ``work`` is raised here."""
     from core.errors import JobCancelledError
     from core.threads import use_one_math_thread
 
@@ -114,7 +116,9 @@ def in_order_on_threads(
             yield work(item)
         return
     with ThreadPoolExecutor(
-        threads, thread_name_prefix="tickettune-reader", initializer=use_one_math_thread
+        threads,
+        thread_name_prefix="tickettune-reader",
+        initializer=use_one_math_thread if one_math_thread else None,
     ) as pool:
         pending: deque = deque()
         try:

@@ -148,6 +148,38 @@ def test_encoder_export_embeds_like_torch(tiny_model_dir, tmp_path, sample_texts
     np.testing.assert_allclose(rows, expected, atol=1e-4)
 
 
+def test_batches_read_two_at_a_time_match_one_at_a_time_in_the_input_order(
+    tiny_model_dir, tmp_path, sample_texts
+):
+    """An engine for batches runs each call on one thread and reads two batches at once (for
+    shared CPUs): its rows are those of the single-ticket engine (one call at a time on every
+    core), in the texts' order; progress counts every text once, and a cancel stops it."""
+    import threading
+
+    from core.errors import JobCancelledError
+    from core.modeling import load_tokenizer
+
+    path = export_encoder_onnx(str(tiny_model_dir), tmp_path / "cache" / "encoder.onnx")
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    texts = sample_texts[:60]
+    for_one = OnnxEngine(path, tokenizer, max_length=128)
+    assert for_one.concurrent_calls == 1
+    expected = for_one.embed(texts, batch_size=8)
+
+    for_batches = OnnxEngine(path, tokenizer, max_length=128, for_batches=True)
+    assert for_batches.session.get_session_options().intra_op_num_threads == 1
+    for_batches.concurrent_calls = 2  # as on a 2-core machine, whatever this one has
+    seen: list[int] = []
+    rows = for_batches.embed(texts, batch_size=8, on_batch=lambda done, total: seen.append(done))
+    np.testing.assert_allclose(rows, expected, atol=1e-5)
+    assert seen[-1] == len(texts) and seen == sorted(seen)
+
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(JobCancelledError):
+        for_batches.embed(texts, batch_size=8, cancel=cancel)
+
+
 def test_the_encoder_export_is_cached_per_model(tiny_model_dir, tmp_path, monkeypatch):
     first = onnx_engine.encoder_engine(str(tiny_model_dir), tmp_path, max_length=64)
     assert first is not None and first.path.is_file()
