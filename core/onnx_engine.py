@@ -318,6 +318,8 @@ class OnnxEngine:
         if not texts:
             return np.zeros((0, width if isinstance(width, int) else 0), dtype=np.float32)
         encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        if self.concurrent_calls > 1:  # a call of a few tickets (the service's) uses every core
+            batch_size = min(batch_size, -(-len(texts) // self.concurrent_calls))
         batches = length_sorted_batches([len(ids) for ids in encoded], batch_size)
         feeds = (self._feed([encoded[i] for i in idx]) for idx in batches)  # in this thread
         if len(batches) > 1 and self.concurrent_calls > 1:

@@ -17,8 +17,9 @@
   them ends in a wait for the other thread (core sets OpenMP's passive waiting, for shared
   CPUs: ``core.threads``), and those waits cost about a fifth of the time. Two batches on two
   threads of one math thread each never wait for each other: 2,716 tickets/s against 2,296
-  (CLINC150 test file, same labels). fp32 (MKL's matrix products) gained nothing, nor did
-  ONNX Runtime, so they keep one batch at a time.
+  (CLINC150 test file, same labels). torch in fp32 (MKL's matrix products) gained nothing and
+  keeps one batch at a time. ONNX Runtime gained nothing on a quiet CPU either, but reads two
+  at a time for shared CPUs (``core.onnx_engine.OnnxEngine``, ``for_batches``).
 """
 
 from __future__ import annotations
