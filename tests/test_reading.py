@@ -163,7 +163,8 @@ def test_an_error_in_a_reader_is_raised_to_the_caller(threads):
 
 
 def test_only_bf16_weights_on_the_cpu_are_read_concurrently():
-    """fp32 (MKL) and ONNX Runtime gained nothing from two readers; GPUs keep one stream."""
+    """torch in fp32 (MKL) gained nothing from two readers (ONNX Runtime reads its own way:
+    core.onnx_engine); GPUs keep one stream."""
     cpu = Placement(torch.device("cpu"), "bf16")
     assert concurrent_readers(cpu, bf16_weights=False) == 1
     assert concurrent_readers(Placement(torch.device("cuda"), "bf16"), bf16_weights=True) == 1
