@@ -230,11 +230,6 @@ def run_phase(args: argparse.Namespace) -> int:
     return 0
 
 
-def auto_precision(device: str) -> str:
-    """What TrainConfig's precision="auto" resolves to here (bf16 on AMX CPUs and GPUs)."""
-    return resolve_placement(device, "auto").precision
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = common_parser(__doc__.split("\n\n")[0])
     add_data_arguments(parser, test_data=False)
@@ -254,11 +249,11 @@ def main(argv: list[str] | None = None) -> int:
         return run_phase(args)
 
     machine = print_header("Training throughput: default recipe vs textbook recipe")
-    default_phase = f"default-{auto_precision(args.device)}"
+    auto = resolve_placement(args.device, "auto")  # what TrainConfig's precision="auto" picks
+    default_phase = f"default-{auto.precision}"
     if args.phases is None:
         phases = list(PHASES)
-        on_cpu = resolve_placement(args.device, "auto").device.type == "cpu"
-        if default_phase == "default-fp32" and on_cpu:
+        if auto.precision == "fp32" and auto.device.type == "cpu":
             # Without AMX / AVX-512-bf16 (or limited to AVX2) bf16 runs torch's reference
             # kernels: one 150-step phase took over 7 minutes on AVX2, against ~1 in fp32.
             phases.remove("default-bf16")
